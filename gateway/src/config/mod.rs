@@ -1,0 +1,329 @@
+//! `mcp-edge.toml`: the schema, its defaults, loading with `${VAR}` interpolation, and the
+//! rules every value must satisfy.
+//!
+//! Loading happens in two passes over the same text. Serde checks the shape (unknown keys, wrong
+//! types, `${VAR}` in strings) and the TOML parser attaches the position of the offending value;
+//! then [`Config::validate`] checks ranges and cross-field rules, and the loader looks up the
+//! position of the key each rule names. Either way the operator gets `file:line:column: key:
+//! message`. The builder runs the same rules, so a `Config` is valid however it was made.
+
+mod builder;
+mod error;
+mod interpolate;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use builder::ConfigBuilder;
+pub use error::{ConfigError, Located};
+pub use validate::Invalid;
+
+use interpolate::{opt_path, opt_secret, opt_string, path, string, string_map, string_vec};
+
+/// The whole gateway configuration. Every section is optional in the file; what is left out
+/// takes the embedded default, which suits a laptop or a development board.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub models: ModelsConfig,
+    pub offline: OfflineConfig,
+    pub security: SecurityConfig,
+    pub telemetry: TelemetryConfig,
+    pub power: PowerConfig,
+    pub upstreams: Vec<UpstreamConfig>,
+}
+
+/// `[gateway]`: the HTTP listener and its limits.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// `host:port` to listen on when no socket is handed over by systemd.
+    #[serde(deserialize_with = "interpolate::socket_addr")]
+    pub bind_address: SocketAddr,
+    /// Connections served at once; further connections wait in the kernel's accept queue.
+    pub max_connections: u32,
+    /// Longest time one request may take, and the drain deadline at shutdown.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: u64,
+    /// Host names (without port) that `Host` and `Origin` headers may carry.
+    #[serde(deserialize_with = "string_vec")]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            bind_address: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: 64,
+            request_timeout_ms: 30_000,
+            max_body_bytes: 1024 * 1024,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        }
+    }
+}
+
+/// `[models]`: the local model and the cloud endpoint it falls back to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Name the local model is served under.
+    #[serde(deserialize_with = "opt_string")]
+    pub local_model: Option<String>,
+    /// GGUF file of the local model.
+    #[serde(deserialize_with = "opt_path")]
+    pub model_path: Option<PathBuf>,
+    pub max_memory_mb: u32,
+    pub max_tokens: u32,
+    /// OpenAI-compatible base URL (`http://` or `https://`).
+    #[serde(deserialize_with = "opt_string")]
+    pub cloud_endpoint: Option<String>,
+    #[serde(deserialize_with = "opt_secret")]
+    pub cloud_api_key: Option<Secret>,
+    /// Local inference slower than this to first token hands the request to the cloud.
+    pub fallback_threshold_ms: u64,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            local_model: None,
+            model_path: None,
+            max_memory_mb: 512,
+            max_tokens: 256,
+            cloud_endpoint: None,
+            cloud_api_key: None,
+            fallback_threshold_ms: 2_000,
+        }
+    }
+}
+
+/// `[offline]`: the durable request queue.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OfflineConfig {
+    /// Most requests held while offline.
+    pub queue_size: u32,
+    /// SQLite file of the queue.
+    #[serde(deserialize_with = "path")]
+    pub persistence_path: PathBuf,
+    pub sync_interval_seconds: u32,
+    pub compression: Compression,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        Self {
+            queue_size: 10_000,
+            persistence_path: default_state_dir().join("queue.sqlite"),
+            sync_interval_seconds: 30,
+            compression: Compression::Zstd,
+        }
+    }
+}
+
+/// `[security]`: TPM and TLS.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub use_tpm: bool,
+    /// TCTI string: `device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`, ...
+    #[serde(deserialize_with = "string")]
+    pub tpm_device: String,
+    /// Refuse to serve until the TPM has produced a quote.
+    pub attestation_required: bool,
+    #[serde(deserialize_with = "opt_path")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(deserialize_with = "opt_path")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle that client certificates must chain to (turns on mTLS).
+    #[serde(deserialize_with = "opt_path")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            use_tpm: false,
+            tpm_device: "device:/dev/tpmrm0".into(),
+            attestation_required: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+        }
+    }
+}
+
+/// `[telemetry]`: metrics and their export.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+    pub export_interval_seconds: u32,
+    pub compression: Compression,
+    /// Collectors that compressed batches are pushed to (`http://` or `https://`).
+    #[serde(deserialize_with = "string_vec")]
+    pub endpoints: Vec<String>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            export_interval_seconds: 60,
+            compression: Compression::Zstd,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// `[power]`: the power governor.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PowerConfig {
+    pub low_power_mode: bool,
+    /// Ceiling on CPU frequency as a percentage of the maximum.
+    pub cpu_throttle_percent: u8,
+    pub gpu_enabled: bool,
+    /// Idle time after which the governor drops to its lowest state; 0 never.
+    pub sleep_on_idle_ms: u64,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        Self {
+            low_power_mode: false,
+            cpu_throttle_percent: 100,
+            gpu_enabled: true,
+            sleep_on_idle_ms: 0,
+        }
+    }
+}
+
+/// `[[upstreams]]`: one MCP server to federate, spawned over stdio (`command`) or reached over
+/// Streamable HTTP (`url`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    #[serde(deserialize_with = "string")]
+    pub name: String,
+    /// Namespace put in front of this upstream's tool, prompt and resource names.
+    #[serde(deserialize_with = "opt_string")]
+    pub prefix: Option<String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub command: Option<String>,
+    #[serde(deserialize_with = "string_vec")]
+    pub args: Vec<String>,
+    #[serde(deserialize_with = "string_map")]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(deserialize_with = "opt_string")]
+    pub url: Option<String>,
+    #[serde(deserialize_with = "string_map")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    #[serde(deserialize_with = "opt_secret")]
+    pub bearer_token: Option<Secret>,
+    #[serde(deserialize_with = "opt_path")]
+    pub tls_client_cert: Option<PathBuf>,
+    #[serde(deserialize_with = "opt_path")]
+    pub tls_client_key: Option<PathBuf>,
+    #[serde(deserialize_with = "string_vec")]
+    pub allow_tools: Vec<String>,
+    #[serde(deserialize_with = "string_vec")]
+    pub deny_tools: Vec<String>,
+    /// Per-call timeout; 0 takes `gateway.request_timeout_ms`.
+    pub timeout_ms: u64,
+}
+
+/// Compression of queued payloads and telemetry batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Zstd,
+    Lz4,
+}
+
+/// A credential. Its `Debug` form is redacted so it never reaches a log.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The credential itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Config {
+    /// Starts a configuration from the embedded defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// Reads, interpolates and validates a configuration file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses configuration text; `origin` names it in error messages (usually the file path).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+            ConfigError::at_span(origin, text, e.span(), String::new(), e.message())
+        })?;
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            ConfigError::at_span(origin, text, inner.span(), key, inner.message())
+        })?;
+        config
+            .validate()
+            .map_err(|problems| ConfigError::located(origin, text, problems))?;
+        Ok(config)
+    }
+
+    /// Checks ranges and the rules that tie keys together. Returns every problem found.
+    pub fn validate(&self) -> Result<(), Vec<Invalid>> {
+        validate::check(self)
+    }
+}
+
+/// Where the gateway keeps state when the configuration does not say: systemd's
+/// `StateDirectory=`, else the XDG state directory of the user, else `/var/lib/mcp-edge`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        // systemd passes a colon-separated list when several are configured; the first is ours.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        return PathBuf::from(first);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("mcp-edge");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".local/state/mcp-edge");
+    }
+    PathBuf::from("/var/lib/mcp-edge")
+}

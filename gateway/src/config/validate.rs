@@ -1,0 +1,206 @@
+//! The rules a configuration must satisfy beyond its shape: ranges, URL forms, and keys that
+//! only make sense together.
+
+use std::collections::HashSet;
+use std::fmt::Display;
+
+use super::Config;
+
+/// One broken rule: the dotted key it is about (`upstreams[1].url`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Problems(Vec<Invalid>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Invalid {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn range<T: PartialOrd + Display>(&mut self, key: &str, value: T, min: T, max: T) {
+        if value < min || value > max {
+            self.add(
+                key,
+                format!("{value} is out of range; allowed {min} to {max}"),
+            );
+        }
+    }
+
+    fn url(&mut self, key: &str, value: &str) {
+        let ok = value.parse::<http::Uri>().ok().filter(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+        });
+        if ok.is_none() {
+            self.add(
+                key,
+                format!("\"{value}\" is not an http:// or https:// URL"),
+            );
+        }
+    }
+}
+
+pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
+    let mut p = Problems::default();
+
+    let g = &config.gateway;
+    p.range("gateway.max_connections", g.max_connections, 1, 65_535);
+    p.range(
+        "gateway.request_timeout_ms",
+        g.request_timeout_ms,
+        100,
+        3_600_000,
+    );
+    p.range("gateway.max_body_bytes", g.max_body_bytes, 1_024, 1 << 30);
+    if g.allowed_hosts.is_empty() {
+        p.add(
+            "gateway.allowed_hosts",
+            "must name at least one host (for example \"localhost\")",
+        );
+    }
+    for (i, host) in g.allowed_hosts.iter().enumerate() {
+        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+            p.add(
+                format!("gateway.allowed_hosts[{i}]"),
+                format!("\"{host}\" is not a host name"),
+            );
+        }
+    }
+
+    let m = &config.models;
+    p.range("models.max_memory_mb", m.max_memory_mb, 16, 1 << 20);
+    p.range("models.max_tokens", m.max_tokens, 1, 131_072);
+    p.range(
+        "models.fallback_threshold_ms",
+        m.fallback_threshold_ms,
+        1,
+        600_000,
+    );
+    if let Some(endpoint) = &m.cloud_endpoint {
+        p.url("models.cloud_endpoint", endpoint);
+    }
+    if m.cloud_api_key.is_some() && m.cloud_endpoint.is_none() {
+        p.add(
+            "models.cloud_api_key",
+            "is set but models.cloud_endpoint is not",
+        );
+    }
+
+    let o = &config.offline;
+    p.range("offline.queue_size", o.queue_size, 1, 10_000_000);
+    p.range(
+        "offline.sync_interval_seconds",
+        o.sync_interval_seconds,
+        1,
+        86_400,
+    );
+    if o.persistence_path.as_os_str().is_empty() {
+        p.add("offline.persistence_path", "must not be empty");
+    }
+
+    let s = &config.security;
+    if s.attestation_required && !s.use_tpm {
+        p.add(
+            "security.attestation_required",
+            "needs security.use_tpm = true",
+        );
+    }
+    if s.use_tpm && s.tpm_device.is_empty() {
+        p.add(
+            "security.tpm_device",
+            "must name a TCTI, for example \"device:/dev/tpmrm0\"",
+        );
+    }
+    match (&s.tls_cert, &s.tls_key) {
+        (Some(_), None) => p.add("security.tls_cert", "is set but security.tls_key is not"),
+        (None, Some(_)) => p.add("security.tls_key", "is set but security.tls_cert is not"),
+        _ => {}
+    }
+    if s.tls_client_ca.is_some() && s.tls_cert.is_none() {
+        p.add(
+            "security.tls_client_ca",
+            "mTLS needs security.tls_cert and security.tls_key too",
+        );
+    }
+
+    let t = &config.telemetry;
+    p.range(
+        "telemetry.export_interval_seconds",
+        t.export_interval_seconds,
+        1,
+        86_400,
+    );
+    for (i, endpoint) in t.endpoints.iter().enumerate() {
+        p.url(&format!("telemetry.endpoints[{i}]"), endpoint);
+    }
+
+    let w = &config.power;
+    p.range("power.cpu_throttle_percent", w.cpu_throttle_percent, 1, 100);
+    p.range("power.sleep_on_idle_ms", w.sleep_on_idle_ms, 0, 86_400_000);
+
+    let mut names = HashSet::new();
+    for (i, u) in config.upstreams.iter().enumerate() {
+        let key = |k: &str| format!("upstreams[{i}].{k}");
+        let name_ok = !u.name.is_empty()
+            && u.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            p.add(
+                key("name"),
+                "must be non-empty and use only letters, digits, '-' and '_'",
+            );
+        } else if !names.insert(u.name.as_str()) {
+            p.add(
+                key("name"),
+                format!("\"{}\" is used by another upstream", u.name),
+            );
+        }
+        match (&u.command, &u.url) {
+            (None, None) => p.add(key("command"), "set either command (stdio) or url (HTTP)"),
+            (Some(_), Some(_)) => p.add(
+                key("url"),
+                "set either command (stdio) or url (HTTP), not both",
+            ),
+            (None, Some(url)) => p.url(&key("url"), url),
+            (Some(command), None) if command.is_empty() => {
+                p.add(key("command"), "must not be empty")
+            }
+            (Some(_), None) => {}
+        }
+        if u.url.is_none() {
+            let http_only = [
+                ("headers", !u.headers.is_empty()),
+                ("bearer_token", u.bearer_token.is_some()),
+                ("tls_client_cert", u.tls_client_cert.is_some()),
+            ];
+            for (k, _) in http_only.iter().filter(|(_, set)| *set) {
+                p.add(key(k), "only applies to url upstreams");
+            }
+        }
+        if u.tls_client_cert.is_some() != u.tls_client_key.is_some() {
+            p.add(
+                key("tls_client_cert"),
+                "tls_client_cert and tls_client_key go together",
+            );
+        }
+        if let Some(prefix) = &u.prefix {
+            if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+                p.add(key("prefix"), "must be non-empty and contain no spaces");
+            }
+        }
+        p.range(&key("timeout_ms"), u.timeout_ms, 0, 3_600_000);
+    }
+
+    if p.0.is_empty() {
+        Ok(())
+    } else {
+        Err(p.0)
+    }
+}

@@ -1,0 +1,209 @@
+//! The `mcp-gateway` process: start-up checks, signals (SIGTERM/SIGINT drain, SIGHUP reload)
+//! and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use crate::config::{Config, ConfigError, Invalid};
+use crate::{logging, systemd, Gateway, GatewayHandle};
+
+/// Exit status for a configuration that cannot be used (sysexits' `EX_CONFIG`); the service
+/// unit lists it in `RestartPreventExitStatus=` so systemd does not restart into the same error.
+pub const EXIT_CONFIG: u8 = 78;
+/// Exit status for every other start-up or runtime failure.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Features whose configuration is parsed and validated but which this build does not run yet,
+/// as `(feature, section)`. The gateway names them at start-up instead of pretending.
+pub const INACTIVE_FEATURES: &[(&str, &str)] = &[
+    ("local model and cloud fallback", "[models]"),
+    ("offline queue", "[offline]"),
+    ("TPM attestation", "[security] use_tpm"),
+    ("telemetry export", "[telemetry] endpoints"),
+    ("power governor", "[power]"),
+    ("MCP federation", "[[upstreams]]"),
+];
+
+/// Settings this build cannot honour and must not ignore, because ignoring them would weaken
+/// security: TLS that is asked for but not served, attestation that is required but absent.
+pub fn unsupported(config: &Config) -> Vec<Invalid> {
+    let s = &config.security;
+    let mut problems = Vec::new();
+    let tls = [
+        ("security.tls_cert", s.tls_cert.is_some()),
+        ("security.tls_client_ca", s.tls_client_ca.is_some()),
+    ];
+    for (key, _) in tls.iter().filter(|(_, set)| *set) {
+        problems.push(Invalid {
+            key: (*key).into(),
+            message: "TLS is not available in this build; remove the key to serve plain HTTP on a trusted link".into(),
+        });
+    }
+    if s.attestation_required {
+        problems.push(Invalid {
+            key: "security.attestation_required".into(),
+            message: "TPM attestation is not available in this build; the gateway cannot meet this requirement".into(),
+        });
+    }
+    problems
+}
+
+/// Loads `path`, or the embedded defaults without one, and refuses what this build cannot honour.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let (config, text, origin) = match path {
+        Some(path) => {
+            let config = Config::from_file(path)?;
+            // Re-read only to place an `unsupported` problem; the file was just read successfully.
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            (config, text, path.display().to_string())
+        }
+        None => (Config::default(), String::new(), "embedded defaults".into()),
+    };
+    match unsupported(&config) {
+        problems if problems.is_empty() => Ok(config),
+        problems => Err(ConfigError::located(&origin, &text, problems)),
+    }
+}
+
+/// `mcp-gateway check-config FILE`.
+pub fn check_config(path: &Path) -> ExitCode {
+    match load(Some(path)) {
+        Ok(_) => {
+            #[allow(clippy::print_stdout)] // The command's answer, not a log line.
+            {
+                println!("{}: configuration is valid", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// `mcp-gateway serve [--config FILE]`: runs until SIGTERM or SIGINT, then drains and exits 0.
+pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
+    logging::init();
+    // Before any thread exists: taking the socket unsets LISTEN_* in the environment.
+    let inherited = match systemd::take_listener() {
+        Ok(listener) => listener,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let config = match load(config_path.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            error!("invalid configuration:\n{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let source = config_path
+        .as_ref()
+        .map_or("embedded defaults".into(), |p| p.display().to_string());
+    info!(version = env!("CARGO_PKG_VERSION"), config = %source, "starting mcp-gateway");
+    let inactive: Vec<String> = INACTIVE_FEATURES
+        .iter()
+        .map(|(f, s)| format!("{f} ({s})"))
+        .collect();
+    info!(
+        "not built in this version, configuration validated only: {}",
+        inactive.join(", ")
+    );
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(run(config, config_path, inherited)) {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    inherited: Option<std::net::TcpListener>,
+) -> Result<(), crate::GatewayError> {
+    let bind_address = config.gateway.bind_address;
+    let gateway = Gateway::new(config)?;
+    let signals = tokio::spawn(handle_signals(gateway.handle(), config_path));
+    let served = match inherited {
+        Some(listener) => {
+            info!("using the listening socket passed by systemd");
+            let listener = listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                .map_err(crate::GatewayError::Listener)?;
+            gateway.serve_listener(listener).await
+        }
+        None => gateway.serve(bind_address).await,
+    };
+    signals.abort();
+    served
+}
+
+async fn handle_signals(handle: GatewayHandle, config_path: Option<PathBuf>) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        error!("cannot install signal handlers; stopping");
+        handle.shutdown();
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM received"); handle.shutdown(); }
+            _ = int.recv() => { info!("SIGINT received"); handle.shutdown(); }
+            _ = hup.recv() => reload(&handle, config_path.as_deref()),
+        }
+    }
+}
+
+fn reload(handle: &GatewayHandle, path: Option<&Path>) {
+    let Some(path) = path else {
+        warn!("SIGHUP: running on embedded defaults, no file to reload");
+        return;
+    };
+    systemd::notify_reloading();
+    match load(Some(path)) {
+        Ok(config) => {
+            let report = handle.reload(config);
+            info!(
+                applied = ?report.applied,
+                needs_restart = ?report.needs_restart,
+                "configuration reloaded"
+            );
+            systemd::notify_ready(&format!(
+                "reloaded: {} applied, {} need a restart",
+                report.applied.len(),
+                report.needs_restart.len()
+            ));
+        }
+        Err(e) => {
+            handle.reload_rejected();
+            error!("configuration reload refused, keeping the running configuration:\n{e}");
+            systemd::notify_ready("reload refused: invalid configuration");
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! The HTTP side of the gateway: listener, connection limit, HTTP/1.1 and HTTP/2 on hyper,
+//! graceful drain, and live reload of the settings that can change without a restart.
+
+mod host;
+mod reload;
+mod response;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, info, warn};
+
+pub use reload::ReloadReport;
+
+use crate::config::Config;
+use crate::health::Health;
+use crate::systemd;
+use crate::telemetry::Metrics;
+
+use host::AllowedHosts;
+
+/// Largest request head (request line plus headers) accepted over HTTP/1.1; more gets 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most headers in one request.
+const MAX_HEADERS: usize = 100;
+/// Largest decoded header list over HTTP/2.
+const MAX_H2_HEADER_LIST: u32 = 64 * 1024;
+/// Concurrent HTTP/2 streams per connection.
+const MAX_H2_STREAMS: u32 = 64;
+/// Pause after a failed `accept` (for example EMFILE) before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Why the gateway could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration broke a rule (only possible for a `Config` built by hand).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The listening socket is unusable.
+    #[error("the listening socket is unusable: {0}")]
+    Listener(std::io::Error),
+}
+
+/// Settings read on every request; replaced as a whole on reload.
+#[derive(Debug)]
+struct LiveSettings {
+    request_timeout: Duration,
+    max_body_bytes: u64,
+    allowed_hosts: AllowedHosts,
+    metrics_enabled: bool,
+}
+
+impl LiveSettings {
+    fn from_config(config: &Config) -> Self {
+        Self {
+            request_timeout: Duration::from_millis(config.gateway.request_timeout_ms),
+            max_body_bytes: config.gateway.max_body_bytes,
+            allowed_hosts: AllowedHosts::new(&config.gateway.allowed_hosts),
+            metrics_enabled: config.telemetry.enabled,
+        }
+    }
+}
+
+/// State shared by the accept loop, every connection and every [`GatewayHandle`].
+#[derive(Debug)]
+struct Shared {
+    config: RwLock<Config>,
+    live: RwLock<Arc<LiveSettings>>,
+    metrics: Metrics,
+    health: Health,
+    started: Instant,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn live(&self) -> Arc<LiveSettings> {
+        // Readers only clone an Arc and writers only swap it: a poisoned lock still holds a
+        // complete value.
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The gateway: build it from a [`Config`], then [`serve`](Gateway::serve) it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use mcp_edge_gateway::{Config, Gateway};
+///
+/// let config = Config::builder().offline_queue_size(1_000).build()?;
+/// let gateway = Gateway::new(config)?;
+/// let handle = gateway.handle(); // for shutdown() and reload() from elsewhere
+/// gateway.serve("127.0.0.1:8080".parse()?).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+/// Controls a running gateway: stop it, or hand it a new configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayHandle {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Checks the configuration and prepares the gateway; nothing listens yet.
+    pub fn new(config: Config) -> Result<Self, GatewayError> {
+        crate::config::ConfigBuilder::from_config(config.clone()).build()?;
+        let live = LiveSettings::from_config(&config);
+        let shared = Arc::new(Shared {
+            config: RwLock::new(config),
+            live: RwLock::new(Arc::new(live)),
+            metrics: Metrics::new(),
+            health: Health::default(),
+            started: Instant::now(),
+            shutdown: watch::channel(false).0,
+        });
+        shared.health.set("http", false, "not listening yet");
+        Ok(Self { shared })
+    }
+
+    pub fn handle(&self) -> GatewayHandle {
+        GatewayHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Binds `addr` and serves until [`GatewayHandle::shutdown`].
+    pub async fn serve(self, addr: SocketAddr) -> Result<(), GatewayError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Bind { addr, source })?;
+        self.serve_listener(listener).await
+    }
+
+    /// Serves on a listener that is already bound (for example one handed over by systemd),
+    /// until [`GatewayHandle::shutdown`]; then drains open requests for up to
+    /// `gateway.request_timeout_ms` and returns.
+    pub async fn serve_listener(self, listener: TcpListener) -> Result<(), GatewayError> {
+        let shared = self.shared;
+        let addr = listener.local_addr().map_err(GatewayError::Listener)?;
+        let max_connections = shared
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .gateway
+            .max_connections;
+        let permits = Arc::new(Semaphore::new(max_connections as usize));
+        let http = http_builder();
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = shared.shutdown.subscribe();
+
+        shared
+            .health
+            .set("http", true, format!("listening on {addr}"));
+        info!(address = %addr, max_connections, "listening");
+        systemd::notify_ready(&format!("serving on {addr}"));
+        let watchdog = systemd::spawn_watchdog();
+
+        loop {
+            // A connection is accepted only when a slot is free; the rest wait in the kernel's
+            // accept queue, so a burst slows clients down instead of failing them.
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => permit,
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            };
+            let Ok(permit) = permit else { break };
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.wait_for(|stop| *stop) => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    continue;
+                }
+            };
+            debug!(%peer, "connection accepted");
+            // Responses are small and latency matters more than packet count.
+            let _ = stream.set_nodelay(true);
+            let service = {
+                let shared = Arc::clone(&shared);
+                service_fn(move |request| routes::serve(Arc::clone(&shared), request))
+            };
+            let connection = http
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                shared.metrics.connection_opened();
+                if let Err(e) = connection.await {
+                    debug!(%peer, error = %e, "connection ended with an error");
+                }
+                shared.metrics.connection_closed();
+                drop(permit);
+            });
+        }
+
+        drop(listener);
+        if let Some(watchdog) = watchdog {
+            watchdog.abort();
+        }
+        let deadline = shared.live().request_timeout;
+        shared.health.set("http", false, "draining: shutting down");
+        info!(
+            deadline_ms = deadline.as_millis() as u64,
+            "stopped accepting; draining open connections"
+        );
+        systemd::notify_stopping("draining open connections");
+        if tokio::time::timeout(deadline, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            warn!(
+                deadline_ms = deadline.as_millis() as u64,
+                "drain deadline passed; closing the remaining connections"
+            );
+        } else {
+            info!("all connections drained");
+        }
+        Ok(())
+    }
+}
+
+impl GatewayHandle {
+    /// Stops accepting connections and starts the drain; `serve` returns when it is done.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// Applies what can change live from `new` and reports what needs a restart. `new` must
+    /// be valid (it comes from [`Config::from_file`] or the builder).
+    pub fn reload(&self, new: Config) -> ReloadReport {
+        let mut current = self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let report = ReloadReport::between(&current, &new);
+        let live = Arc::new(LiveSettings::from_config(&new));
+        *self.shared.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+        // Keys that need a restart keep their running value until then.
+        *current = reload::apply_live(&current, new);
+        self.shared.metrics.reload(true);
+        report
+    }
+
+    /// Counts a reload that was refused because the new file is invalid.
+    pub fn reload_rejected(&self) {
+        self.shared.metrics.reload(false);
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> Config {
+        self.shared
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS)
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_H2_HEADER_LIST)
+        .max_concurrent_streams(MAX_H2_STREAMS);
+    builder
+}

@@ -1,0 +1,184 @@
+//! One request, top to bottom: deadline → host check → body limit → route → metrics.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::response::{json_response, with_type, ApiError, Body};
+use super::{LiveSettings, Shared};
+use crate::telemetry;
+
+/// The routes the gateway knows, as they appear in metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    Metrics,
+    Unknown,
+}
+
+impl Route {
+    fn of(path: &str) -> Self {
+        match path {
+            "/health" => Route::Health,
+            "/metrics" => Route::Metrics,
+            _ => Route::Unknown,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Route::Health => "/health",
+            Route::Metrics => "/metrics",
+            Route::Unknown => "other",
+        }
+    }
+}
+
+/// Serves one request; never fails (every problem becomes a JSON error response).
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let live = shared.live();
+    let route = Route::of(request.uri().path());
+    let method = method_label(request.method());
+    let response = respond(&shared, &live, route, request, started).await;
+    shared.metrics.observe_request(
+        route.label(),
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    Ok(response)
+}
+
+async fn respond(
+    shared: &Shared,
+    live: &LiveSettings,
+    route: Route,
+    request: Request<Incoming>,
+    started: Instant,
+) -> Response<Body> {
+    let deadline = tokio::time::Instant::from_std(started + live.request_timeout);
+    if let Err(e) = live.allowed_hosts.check(request.uri(), request.headers()) {
+        return e.into_response();
+    }
+    let (parts, body) = request.into_parts();
+    // The body is read in full before routing, so every route gets the same size limit and the
+    // connection stays usable for the next request whatever the answer. Reading is the only
+    // step of today's routes that waits on the client, so it is what the deadline bounds.
+    let read = read_body(body, &parts.headers, live.max_body_bytes);
+    match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(_body)) => route_request(shared, live, route, &parts.method),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request did not arrive within gateway.request_timeout_ms ({} ms)",
+                live.request_timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+fn route_request(
+    shared: &Shared,
+    live: &LiveSettings,
+    route: Route,
+    method: &Method,
+) -> Response<Body> {
+    match (route, method) {
+        (Route::Health, &Method::GET | &Method::HEAD) => health(shared),
+        (Route::Metrics, &Method::GET | &Method::HEAD) if live.metrics_enabled => with_type(
+            StatusCode::OK,
+            telemetry::CONTENT_TYPE,
+            shared.metrics.encode(),
+        ),
+        (Route::Metrics, _) if !live.metrics_enabled => {
+            not_found("/metrics is off (telemetry.enabled = false)")
+        }
+        (Route::Health | Route::Metrics, _) => {
+            let mut response = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here; use GET"),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            response
+        }
+        (Route::Unknown, _) => not_found("no such route; the gateway serves /health and /metrics"),
+    }
+}
+
+fn not_found(message: &str) -> Response<Body> {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message).into_response()
+}
+
+fn health(shared: &Shared) -> Response<Body> {
+    let (ready, subsystems) = shared.health.snapshot();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": shared.started.elapsed().as_secs(),
+        "subsystems": subsystems,
+    });
+    json_response(status, &body)
+}
+
+/// Reads the whole body, refusing with 413 as soon as it is known to exceed `max`.
+async fn read_body(body: Incoming, headers: &http::HeaderMap, max: u64) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body exceeds gateway.max_body_bytes ({max} bytes)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large());
+    }
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("the request body could not be read: {e}"),
+        )),
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
