@@ -35,6 +35,12 @@ const MAX_HEADERS: usize = 100;
 const MAX_H2_HEADER_LIST: u32 = 64 * 1024;
 /// Concurrent HTTP/2 streams per connection.
 const MAX_H2_STREAMS: u32 = 64;
+/// An HTTP/1.1 connection must deliver the next request head within this time, also while it
+/// sits idle between requests; otherwise it is closed and its slot freed.
+const HEAD_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// HTTP/2 connections are pinged this often; a peer that does not answer within the same time
+/// is disconnected.
+const H2_KEEPALIVE: Duration = Duration::from_secs(30);
 /// Pause after a failed `accept` (for example EMFILE) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -285,9 +291,12 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS)
+        .header_read_timeout(HEAD_READ_TIMEOUT)
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_H2_HEADER_LIST)
-        .max_concurrent_streams(MAX_H2_STREAMS);
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .keep_alive_interval(H2_KEEPALIVE)
+        .keep_alive_timeout(H2_KEEPALIVE);
     builder
 }

@@ -1,0 +1,258 @@
+//! Test harness: runs the real `mcp-gateway` binary on a free loopback port and talks to it
+//! over real sockets. Every process started here is killed when its `Daemon` is dropped.
+
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-gateway");
+
+/// A running gateway and what it has logged so far.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+    logs: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A configuration file in a fresh temporary directory, bound to port 0 unless it says otherwise.
+pub fn config_file(toml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcp-edge.toml");
+    let text = if toml.contains("bind_address") {
+        toml.to_owned()
+    } else if toml.contains("[gateway]") {
+        toml.replacen("[gateway]", "[gateway]\nbind_address = \"127.0.0.1:0\"", 1)
+    } else {
+        format!("[gateway]\nbind_address = \"127.0.0.1:0\"\n{toml}")
+    };
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+impl Daemon {
+    /// Starts `mcp-gateway serve --config` with `toml` and waits until it listens.
+    pub fn start(toml: &str) -> Daemon {
+        Self::start_with(toml, |_| {})
+    }
+
+    /// Like [`Daemon::start`], letting the test adjust the command (environment, fds).
+    pub fn start_with(toml: &str, adjust: impl FnOnce(&mut Command)) -> Daemon {
+        let (dir, path) = config_file(toml);
+        let mut command = Command::new(BIN);
+        command.arg("serve").arg("--config").arg(&path);
+        command
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM");
+        adjust(&mut command);
+        Self::spawn(command, dir, path)
+    }
+
+    pub fn spawn(mut command: Command, dir: tempfile::TempDir, config_path: PathBuf) -> Daemon {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command.env("MCP_EDGE_LOG", "info");
+        let mut child = command.spawn().expect("start mcp-gateway");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[gateway] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            config_path,
+            logs,
+            _dir: dir,
+        };
+        let line = daemon.wait_for_log("listening address=", Duration::from_secs(20));
+        let addr = line
+            .split("address=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        daemon.addr = addr.parse().unwrap();
+        daemon
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line containing `needle` and returns it; panics with the log on timeout.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.logs().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "gateway exited ({status}) before logging {needle:?}:\n{}",
+                    self.logs().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line {needle:?} within {timeout:?}:\n{}",
+                self.logs().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway still running after {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Log lines at WARN or ERROR level.
+    pub fn problems_logged(&self) -> Vec<String> {
+        self.logs()
+            .into_iter()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .collect()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        send(
+            &mut self.connect(),
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The `error.code` of a JSON error body, after checking the whole shape.
+    pub fn error_code(&self) -> String {
+        let json = self.json();
+        let error = &json["error"];
+        assert_eq!(
+            error["status"], self.status,
+            "error.status must repeat the HTTP status: {json}"
+        );
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error.message missing: {json}"
+        );
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        error["code"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Writes `raw` and reads one response (headers plus `Content-Length` bytes).
+pub fn send(stream: &mut TcpStream, raw: &str) -> Response {
+    stream.write_all(raw.as_bytes()).unwrap();
+    read_response(stream)
+}
+
+pub fn read_response(stream: &mut TcpStream) -> Response {
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no status line: {status_line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap();
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    Response {
+        status,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    }
+}
+
+/// Value of a metric sample line that starts with `prefix` (name plus labels), if present.
+pub fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+pub fn write_file(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}

@@ -1,0 +1,279 @@
+//! Configuration errors name the file, line, column and key; valid files load; the builder
+//! follows the same rules.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::BIN;
+use mcp_edge_gateway::config::{Compression, Config, ConfigError};
+
+fn problem(text: &str) -> String {
+    match Config::from_toml(text, "edge.toml") {
+        Ok(config) => panic!("accepted: {config:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Runs `mcp-gateway check-config` on `text` with the given environment.
+fn check_config(text: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcp-edge.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .arg("check-config")
+        .arg(&path)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap();
+    let stderr =
+        String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr,
+    )
+}
+
+#[test]
+fn no_file_means_embedded_defaults() {
+    let config = Config::default();
+    assert_eq!(config.gateway.bind_address.to_string(), "127.0.0.1:8080");
+    assert!(config.validate().is_ok());
+    assert_eq!(Config::from_toml("", "empty.toml").unwrap(), config);
+}
+
+#[test]
+fn missing_environment_variable_is_named_with_its_position() {
+    let text = "[models]\ncloud_endpoint = \"https://llm.example.net/v1\"\ncloud_api_key = \"${EDGE_TEST_UNSET_TOKEN}\"\n";
+    let (code, _, stderr) = check_config(text, &[]);
+    assert_eq!(code, Some(78));
+    assert_eq!(
+        stderr.trim(),
+        "FILE:3:17: models.cloud_api_key: environment variable `EDGE_TEST_UNSET_TOKEN` is not set (referenced as `${EDGE_TEST_UNSET_TOKEN}`)"
+    );
+
+    let (code, stdout, stderr) = check_config(text, &[("EDGE_TEST_UNSET_TOKEN", "s3cret")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("configuration is valid"));
+}
+
+#[test]
+fn interpolation_fills_strings_from_the_environment() {
+    let (code, _, stderr) = check_config(
+        "[gateway]\nbind_address = \"${EDGE_BIND}\"\nallowed_hosts = [\"${EDGE_NAME:-edge}.local\"]\n",
+        &[("EDGE_BIND", "not-an-address")],
+    );
+    assert_eq!(code, Some(78));
+    assert!(
+        stderr.contains(
+            "FILE:2:16: gateway.bind_address: \"not-an-address\" is not a socket address"
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = check_config(
+        "[gateway]\nbind_address = \"${EDGE_BIND}\"\n",
+        &[("EDGE_BIND", "0.0.0.0:9000")],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn unknown_key_is_rejected_with_position() {
+    let message = problem("[gateway]\nmax_connections = 10\nmax_conections = 10\n");
+    assert!(
+        message.starts_with("edge.toml:3:1: gateway.max_conections: unknown field `max_conections`, expected one of"),
+        "{message}"
+    );
+    let message = problem("[gatway]\n");
+    assert!(
+        message.starts_with("edge.toml:1:2: gatway: unknown field `gatway`"),
+        "{message}"
+    );
+    let message = problem("[[upstreams]]\nname = \"a\"\ncommand = \"x\"\n[[upstreams]]\nname = \"b\"\ncomand = \"y\"\n");
+    assert!(
+        message.starts_with("edge.toml:6:1: upstreams[1].comand: unknown field"),
+        "{message}"
+    );
+}
+
+#[test]
+fn wrong_type_is_rejected_with_position() {
+    let message = problem("[gateway]\nmax_connections = \"many\"\n");
+    assert_eq!(
+        message,
+        "edge.toml:2:19: gateway.max_connections: invalid type: string \"many\", expected u32"
+    );
+    let message = problem("[offline]\ncompression = \"gzip\"\n");
+    assert!(
+        message.starts_with("edge.toml:2:15: offline.compression: unknown variant `gzip`"),
+        "{message}"
+    );
+    let message = problem("[power]\ncpu_throttle_percent = 300\n");
+    assert!(
+        message.starts_with("edge.toml:2:24: power.cpu_throttle_percent:"),
+        "{message}"
+    );
+}
+
+#[test]
+fn out_of_range_and_inconsistent_values_are_all_reported() {
+    let text = "[gateway]\nmax_connections = 0\nmax_body_bytes = 10\n\n[security]\ntls_key = \"/etc/mcp/key.pem\"\n";
+    let message = problem(text);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "edge.toml:2:19: gateway.max_connections: 0 is out of range; allowed 1 to 65535",
+            "edge.toml:3:18: gateway.max_body_bytes: 10 is out of range; allowed 1024 to 1073741824",
+            "edge.toml:6:11: security.tls_key: is set but security.tls_cert is not",
+        ]
+    );
+}
+
+#[test]
+fn upstream_rules_point_at_the_upstream() {
+    let text = "[[upstreams]]\nname = \"a\"\ncommand = \"x\"\n\n[[upstreams]]\nname = \"a\"\nurl = \"ftp://x\"\n";
+    let message = problem(text);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "edge.toml:6:8: upstreams[1].name: \"a\" is used by another upstream",
+            "edge.toml:7:7: upstreams[1].url: \"ftp://x\" is not an http:// or https:// URL",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let message = problem("[gateway]\nmax_connections = = 3\n");
+    assert!(message.starts_with("edge.toml:2:19: "), "{message}");
+}
+
+#[test]
+fn settings_this_build_cannot_honour_are_refused_not_ignored() {
+    let text = "[security]\ntls_cert = \"/etc/mcp/cert.pem\"\ntls_key = \"/etc/mcp/key.pem\"\n";
+    let (code, _, stderr) = check_config(text, &[]);
+    assert_eq!(code, Some(78));
+    assert!(
+        stderr.contains("FILE:2:12: security.tls_cert: TLS is not available in this build"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unreadable_file_is_reported() {
+    let output = Command::new(BIN)
+        .args(["check-config", "/nonexistent/mcp-edge.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot read configuration file /nonexistent/mcp-edge.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_broken_file_with_the_same_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcp-edge.toml");
+    std::fs::write(&path, "[gateway]\nrequest_timeout_ms = 5\n").unwrap();
+    let output = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "{}:2:22: gateway.request_timeout_ms: 5 is out of range",
+        path.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[test]
+fn the_documented_example_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/mcp-edge.example.toml");
+    let (code, _, stderr) = check_config(&std::fs::read_to_string(&example).unwrap(), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let config = Config::from_file(&example).unwrap();
+    assert_eq!(config.upstreams.len(), 2);
+    assert_eq!(config.offline.compression, Compression::Zstd);
+}
+
+#[test]
+fn builder_applies_the_same_rules() {
+    let config = Config::builder()
+        .local_model("/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        .cloud_fallback("https://llm.example.net/v1", Some("k".into()))
+        .offline_queue_size(500)
+        .build()
+        .unwrap();
+    assert_eq!(
+        config.models.local_model.as_deref(),
+        Some("SmolLM2-135M-Instruct.Q4_1")
+    );
+    assert_eq!(config.offline.queue_size, 500);
+    assert_eq!(
+        format!("{:?}", config.models.cloud_api_key),
+        "Some(Secret(<redacted>))"
+    );
+
+    let error = Config::builder()
+        .offline_queue_size(0)
+        .cloud_fallback("mqtt://x", None)
+        .build()
+        .unwrap_err();
+    let ConfigError::Invalid(problems) = &error else {
+        panic!("{error}")
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["models.cloud_endpoint", "offline.queue_size"]);
+    assert!(
+        error
+            .to_string()
+            .starts_with("Config::builder(): models.cloud_endpoint:"),
+        "{error}"
+    );
+}
+
+#[test]
+fn library_serves_what_the_builder_made() {
+    use mcp_edge_gateway::Gateway;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = Config::builder()
+            .bind_address("127.0.0.1:0".parse().unwrap())
+            .build()
+            .unwrap();
+        let gateway = Gateway::new(config).unwrap();
+        let handle = gateway.handle();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(gateway.serve_listener(listener));
+        let response = tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            common::send(
+                &mut stream,
+                "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(response.status, 200);
+        handle.shutdown();
+        served.await.unwrap().unwrap();
+    });
+}
