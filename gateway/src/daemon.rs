@@ -53,15 +53,17 @@ pub fn unsupported(config: &Config) -> Vec<Invalid> {
 
 /// Loads `path`, or the embedded defaults without one, and refuses what this build cannot honour.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-    let (config, text, origin) = match path {
+    let (text, origin) = match path {
         Some(path) => {
-            let config = Config::from_file(path)?;
-            // Re-read only to place an `unsupported` problem; the file was just read successfully.
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            (config, text, path.display().to_string())
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            (text, path.display().to_string())
         }
-        None => (Config::default(), String::new(), "embedded defaults".into()),
+        None => (String::new(), "embedded defaults".to_owned()),
     };
+    let config = Config::from_toml(&text, &origin)?;
     match unsupported(&config) {
         problems if problems.is_empty() => Ok(config),
         problems => Err(ConfigError::located(&origin, &text, problems)),

@@ -26,11 +26,6 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// Starts from an existing configuration instead of the defaults.
-    pub fn from_config(config: Config) -> Self {
-        Self { config }
-    }
-
     pub fn bind_address(mut self, addr: SocketAddr) -> Self {
         self.config.gateway.bind_address = addr;
         self

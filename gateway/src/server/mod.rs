@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 pub use reload::ReloadReport;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::health::Health;
 use crate::systemd;
 use crate::telemetry::Metrics;
@@ -49,7 +49,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 pub enum GatewayError {
     /// The configuration broke a rule (only possible for a `Config` built by hand).
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] ConfigError),
     /// The listening socket could not be bound.
     #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
     Bind {
@@ -126,7 +126,9 @@ pub struct GatewayHandle {
 impl Gateway {
     /// Checks the configuration and prepares the gateway; nothing listens yet.
     pub fn new(config: Config) -> Result<Self, GatewayError> {
-        crate::config::ConfigBuilder::from_config(config.clone()).build()?;
+        config
+            .validate()
+            .map_err(|problems| ConfigError::located("configuration", "", problems))?;
         let live = LiveSettings::from_config(&config);
         let shared = Arc::new(Shared {
             config: RwLock::new(config),

@@ -182,3 +182,21 @@ fn method_label(method: &Method) -> &'static str {
         _ => "OTHER",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Gateway};
+
+    #[test]
+    fn health_is_503_until_every_subsystem_is_ready() {
+        let gateway = Gateway::new(Config::default()).unwrap();
+        let shared = &gateway.shared;
+        let response = super::health(shared);
+        assert_eq!(response.status(), 503, "not listening yet");
+
+        shared.health.set("http", true, "listening");
+        assert_eq!(super::health(shared).status(), 200);
+        shared.health.set("queue", false, "opening the database");
+        assert_eq!(super::health(shared).status(), 503);
+    }
+}

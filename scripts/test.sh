@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs every check CI runs: formatting, clippy, and the whole
+# test suite (unit tests plus integration tests that start the real gateway on loopback).
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$repo_root"
+
+require_cargo
+ensure_rust_components rustfmt clippy
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --locked --workspace
