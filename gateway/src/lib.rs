@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod device;
 pub mod health;
 pub mod logging;
 pub mod server;

@@ -34,6 +34,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub telemetry: TelemetryConfig,
     pub power: PowerConfig,
+    pub device: DeviceConfig,
     pub upstreams: Vec<UpstreamConfig>,
 }
 
@@ -202,6 +203,22 @@ impl Default for PowerConfig {
             gpu_enabled: true,
             sleep_on_idle_ms: 0,
         }
+    }
+}
+
+/// `[device]`: where the device's own facts are read from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Directory under which `/proc`, `/sys` and `/etc/os-release` are read; `/` on a device,
+    /// a fixture tree in tests or a container that bind-mounts the host's.
+    #[serde(deserialize_with = "path")]
+    pub system_root: PathBuf,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self { system_root: PathBuf::from("/") }
     }
 }
 

@@ -144,6 +144,10 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
     p.range("power.cpu_throttle_percent", w.cpu_throttle_percent, 1, 100);
     p.range("power.sleep_on_idle_ms", w.sleep_on_idle_ms, 0, 86_400_000);
 
+    if !config.device.system_root.is_absolute() {
+        p.add("device.system_root", "must be an absolute path, for example \"/\"");
+    }
+
     let mut names = HashSet::new();
     for (i, u) in config.upstreams.iter().enumerate() {
         let key = |k: &str| format!("upstreams[{i}].{k}");

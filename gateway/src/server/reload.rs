@@ -45,6 +45,7 @@ impl ReloadReport {
             ("telemetry.compression", ot.compression != nt.compression),
             ("telemetry.endpoints", ot.endpoints != nt.endpoints),
             ("power", old.power != new.power),
+            ("device", old.device != new.device),
             ("upstreams", old.upstreams != new.upstreams),
         ];
         let changed = |keys: &[(&'static str, bool)]| {
