@@ -24,7 +24,6 @@ pub const INACTIVE_FEATURES: &[(&str, &str)] = &[
     ("TPM attestation", "[security] use_tpm"),
     ("telemetry export", "[telemetry] endpoints"),
     ("power governor", "[power]"),
-    ("MCP federation", "[[upstreams]]"),
 ];
 
 /// Settings this build cannot honour and must not ignore, because ignoring them would weaken
@@ -133,6 +132,40 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
             info!("stopped");
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// `mcp-gateway stdio [--config FILE]`: one MCP session on stdin/stdout, for a host that
+/// spawns the gateway. Logs go to stderr; the process exits when the host closes stdin.
+pub fn stdio(config_path: Option<PathBuf>) -> ExitCode {
+    logging::init();
+    let config = match load(config_path.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            error!("invalid configuration:\n{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let served = runtime.block_on(async {
+        let gateway = crate::mcp::McpGateway::standalone(config);
+        gateway.start();
+        let served = crate::mcp::transport::serve_stdio(gateway.clone()).await;
+        gateway.shutdown();
+        served
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
             ExitCode::from(EXIT_FAILURE)

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod device;
 pub mod health;
 pub mod logging;
+pub mod mcp;
 pub mod server;
 pub mod systemd;
 pub mod telemetry;

@@ -22,6 +22,12 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Serve MCP on stdin/stdout for a host that spawns the gateway.
+    Stdio {
+        /// Configuration file (mcp-edge.toml).
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file and exit: 0 valid, 78 invalid.
     CheckConfig {
         #[arg(value_name = "FILE")]
@@ -32,6 +38,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config } => daemon::serve(config),
+        Command::Stdio { config } => daemon::stdio(config),
         Command::CheckConfig { file } => daemon::check_config(&file),
     }
 }

@@ -96,12 +96,12 @@ pub(super) fn string_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
         .map_err(D::Error::custom)
 }
 
-pub(super) fn string_map<'de, D: Deserializer<'de>>(
+pub(super) fn secret_map<'de, D: Deserializer<'de>>(
     d: D,
-) -> Result<BTreeMap<String, String>, D::Error> {
+) -> Result<BTreeMap<String, Secret>, D::Error> {
     let raw = BTreeMap::<String, String>::deserialize(d)?;
     raw.into_iter()
-        .map(|(k, v)| from_env(&v).map(|v| (k, v)))
+        .map(|(k, v)| from_env(&v).map(|v| (k, Secret::new(v))))
         .collect::<Result<_, _>>()
         .map_err(D::Error::custom)
 }

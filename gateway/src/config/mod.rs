@@ -15,17 +15,17 @@ mod validate;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use builder::ConfigBuilder;
 pub use error::{ConfigError, Located};
 pub use validate::Invalid;
 
-use interpolate::{opt_path, opt_secret, opt_string, path, string, string_map, string_vec};
+use interpolate::{opt_path, opt_secret, opt_string, path, secret_map, string, string_vec};
 
 /// The whole gateway configuration. Every section is optional in the file; what is left out
 /// takes the embedded default, which suits a laptop or a development board.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub gateway: GatewayConfig,
@@ -39,7 +39,7 @@ pub struct Config {
 }
 
 /// `[gateway]`: the HTTP listener and its limits.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     /// `host:port` to listen on when no socket is handed over by systemd.
@@ -69,7 +69,7 @@ impl Default for GatewayConfig {
 }
 
 /// `[models]`: the local model and the cloud endpoint it falls back to.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     /// Name the local model is served under.
@@ -104,7 +104,7 @@ impl Default for ModelsConfig {
 }
 
 /// `[offline]`: the durable request queue.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OfflineConfig {
     /// Most requests held while offline.
@@ -128,7 +128,7 @@ impl Default for OfflineConfig {
 }
 
 /// `[security]`: TPM and TLS.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
     pub use_tpm: bool,
@@ -160,7 +160,7 @@ impl Default for SecurityConfig {
 }
 
 /// `[telemetry]`: metrics and their export.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Serve `/metrics`.
@@ -184,7 +184,7 @@ impl Default for TelemetryConfig {
 }
 
 /// `[power]`: the power governor.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PowerConfig {
     pub low_power_mode: bool,
@@ -207,7 +207,7 @@ impl Default for PowerConfig {
 }
 
 /// `[device]`: where the device's own facts are read from.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeviceConfig {
     /// Directory under which `/proc`, `/sys` and `/etc/os-release` are read; `/` on a device,
@@ -218,13 +218,15 @@ pub struct DeviceConfig {
 
 impl Default for DeviceConfig {
     fn default() -> Self {
-        Self { system_root: PathBuf::from("/") }
+        Self {
+            system_root: PathBuf::from("/"),
+        }
     }
 }
 
 /// `[[upstreams]]`: one MCP server to federate, spawned over stdio (`command`) or reached over
 /// Streamable HTTP (`url`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
     #[serde(deserialize_with = "string")]
@@ -236,12 +238,14 @@ pub struct UpstreamConfig {
     pub command: Option<String>,
     #[serde(deserialize_with = "string_vec")]
     pub args: Vec<String>,
-    #[serde(deserialize_with = "string_map")]
-    pub env: std::collections::BTreeMap<String, String>,
+    /// Environment of a stdio upstream; values are treated as secrets.
+    #[serde(deserialize_with = "secret_map")]
+    pub env: std::collections::BTreeMap<String, Secret>,
     #[serde(deserialize_with = "opt_string")]
     pub url: Option<String>,
-    #[serde(deserialize_with = "string_map")]
-    pub headers: std::collections::BTreeMap<String, String>,
+    /// Extra HTTP headers for a url upstream; values are treated as secrets.
+    #[serde(deserialize_with = "secret_map")]
+    pub headers: std::collections::BTreeMap<String, Secret>,
     #[serde(deserialize_with = "opt_secret")]
     pub bearer_token: Option<Secret>,
     #[serde(deserialize_with = "opt_path")]
@@ -257,7 +261,7 @@ pub struct UpstreamConfig {
 }
 
 /// Compression of queued payloads and telemetry batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
@@ -277,6 +281,13 @@ impl Secret {
     /// The credential itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// Serialized as `"<redacted>"`: the effective configuration can be shown without its secrets.
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
     }
 }
 

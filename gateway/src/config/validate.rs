@@ -145,7 +145,10 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
     p.range("power.sleep_on_idle_ms", w.sleep_on_idle_ms, 0, 86_400_000);
 
     if !config.device.system_root.is_absolute() {
-        p.add("device.system_root", "must be an absolute path, for example \"/\"");
+        p.add(
+            "device.system_root",
+            "must be an absolute path, for example \"/\"",
+        );
     }
 
     let mut names = HashSet::new();

@@ -43,7 +43,9 @@ impl SystemRoot {
 
     /// Entries of a directory whose names start with `prefix`, sorted by name.
     fn entries(&self, absolute: &str, prefix: &str) -> Vec<PathBuf> {
-        let Ok(dir) = std::fs::read_dir(self.path(absolute)) else { return Vec::new() };
+        let Ok(dir) = std::fs::read_dir(self.path(absolute)) else {
+            return Vec::new();
+        };
         let mut paths: Vec<PathBuf> = dir
             .filter_map(Result::ok)
             .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
@@ -57,7 +59,10 @@ impl SystemRoot {
 fn read_trimmed(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     // Device-tree strings end in NUL.
-    Some(text.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_owned())
+    Some(
+        text.trim_matches(|c: char| c.is_whitespace() || c == '\0')
+            .to_owned(),
+    )
 }
 
 fn read_number<T: std::str::FromStr>(path: &Path) -> Option<T> {
@@ -66,14 +71,24 @@ fn read_number<T: std::str::FromStr>(path: &Path) -> Option<T> {
 
 /// Sort key that puts `hwmon2` before `hwmon10`.
 fn natural_key(path: &Path) -> (String, u64) {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let digits_at = name.find(|c: char| c.is_ascii_digit()).unwrap_or(name.len());
-    let number = name[digits_at..].chars().take_while(char::is_ascii_digit).collect::<String>();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let digits_at = name
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(name.len());
+    let number = name[digits_at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>();
     (name[..digits_at].to_owned(), number.parse().unwrap_or(0))
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -81,7 +96,10 @@ mod tests {
     use super::*;
 
     fn fixture() -> SystemRoot {
-        SystemRoot::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sysroot-rpi4"))
+        SystemRoot::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sysroot-rpi4"
+        ))
     }
 
     #[test]
@@ -89,12 +107,22 @@ mod tests {
         let root = fixture();
         let info = system_info(&root, root.root());
         assert_eq!(info.hostname.as_deref(), Some("edge-pi-07"));
-        assert_eq!(info.model.as_deref(), Some("Raspberry Pi 4 Model B Rev 1.4"));
+        assert_eq!(
+            info.model.as_deref(),
+            Some("Raspberry Pi 4 Model B Rev 1.4")
+        );
         assert_eq!(info.os.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
         assert_eq!(info.kernel.as_deref(), Some("6.6.51+rpt-rpi-v8"));
         assert_eq!(info.cpus, 4);
         assert_eq!(info.uptime_seconds, Some(86400.52));
-        assert_eq!(info.load, Some(LoadAverage { one: 0.52, five: 0.34, fifteen: 0.2 }));
+        assert_eq!(
+            info.load,
+            Some(LoadAverage {
+                one: 0.52,
+                five: 0.34,
+                fifteen: 0.2
+            })
+        );
         let memory = info.memory.unwrap();
         assert_eq!(memory.total_bytes, 3_884_084 * 1024);
         assert_eq!(memory.available_bytes, 2_998_120 * 1024);
@@ -114,8 +142,10 @@ mod tests {
     #[test]
     fn hwmon_readings_in_si_units_in_natural_order() {
         let sensors = hwmon_sensors(&fixture());
-        let summary: Vec<(&str, &str, &str, f64)> =
-            sensors.iter().map(|s| (s.chip.as_str(), s.sensor.as_str(), s.unit, s.value)).collect();
+        let summary: Vec<(&str, &str, &str, f64)> = sensors
+            .iter()
+            .map(|s| (s.chip.as_str(), s.sensor.as_str(), s.unit, s.value))
+            .collect();
         assert_eq!(
             summary,
             [
@@ -132,7 +162,10 @@ mod tests {
     #[test]
     fn iio_channels_are_scaled() {
         let sensors = iio_sensors(&fixture());
-        let summary: Vec<(&str, &str, f64)> = sensors.iter().map(|s| (s.channel.as_str(), s.unit, s.value)).collect();
+        let summary: Vec<(&str, &str, f64)> = sensors
+            .iter()
+            .map(|s| (s.channel.as_str(), s.unit, s.value))
+            .collect();
         assert_eq!(
             summary,
             [

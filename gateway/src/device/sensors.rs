@@ -75,8 +75,13 @@ pub fn thermal_zones(root: &SystemRoot) -> Vec<ThermalZone> {
 }
 
 /// hwmon attribute prefixes, their unit and the divisor from the sysfs integer to SI.
-const HWMON_KINDS: [(&str, &str, f64); 5] =
-    [("temp", "celsius", 1000.0), ("in", "volts", 1000.0), ("curr", "amperes", 1000.0), ("power", "watts", 1e6), ("fan", "rpm", 1.0)];
+const HWMON_KINDS: [(&str, &str, f64); 5] = [
+    ("temp", "celsius", 1000.0),
+    ("in", "volts", 1000.0),
+    ("curr", "amperes", 1000.0),
+    ("power", "watts", 1e6),
+    ("fan", "rpm", 1.0),
+];
 
 pub fn hwmon_sensors(root: &SystemRoot) -> Vec<HwmonSensor> {
     let mut sensors = Vec::new();
@@ -92,12 +97,15 @@ pub fn hwmon_sensors(root: &SystemRoot) -> Vec<HwmonSensor> {
         inputs.sort();
         for input in inputs {
             let sensor = input.trim_end_matches("_input");
-            let Some((_, unit, divisor)) =
-                HWMON_KINDS.iter().find(|(prefix, _, _)| sensor.strip_prefix(prefix).is_some_and(is_index))
+            let Some((_, unit, divisor)) = HWMON_KINDS
+                .iter()
+                .find(|(prefix, _, _)| sensor.strip_prefix(prefix).is_some_and(is_index))
             else {
                 continue;
             };
-            let Some(raw) = read_number::<f64>(&dir.join(&input)) else { continue };
+            let Some(raw) = read_number::<f64>(&dir.join(&input)) else {
+                continue;
+            };
             sensors.push(HwmonSensor {
                 chip: chip.clone(),
                 sensor: sensor.to_owned(),
@@ -132,15 +140,20 @@ pub fn iio_sensors(root: &SystemRoot) -> Vec<IioSensor> {
                 (channel, read_number::<f64>(&dir.join(file)))
             } else {
                 let channel = file.trim_end_matches("_raw");
-                if files.iter().any(|f| f.strip_suffix("_input") == Some(channel)) {
+                if files
+                    .iter()
+                    .any(|f| f.strip_suffix("_input") == Some(channel))
+                {
                     continue; // the driver already gives the processed value
                 }
                 (channel, raw_value(&dir, channel))
             };
             let channel = channel.trim_start_matches("in_");
             let kind = channel.trim_end_matches(|c: char| c.is_ascii_digit());
-            let (unit, divisor) =
-                IIO_KINDS.iter().find(|(k, _, _)| *k == kind).map_or(("raw", 1.0), |(_, u, d)| (*u, *d));
+            let (unit, divisor) = IIO_KINDS
+                .iter()
+                .find(|(k, _, _)| *k == kind)
+                .map_or(("raw", 1.0), |(_, u, d)| (*u, *d));
             if let Some(value) = value {
                 sensors.push(IioSensor {
                     device: device.clone(),

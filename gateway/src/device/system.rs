@@ -52,7 +52,9 @@ pub fn system_info(root: &SystemRoot, disk_path: &std::path::Path) -> SystemInfo
         kernel: root.read("/proc/sys/kernel/osrelease"),
         architecture: std::env::consts::ARCH,
         cpus: cpu_count(root),
-        uptime_seconds: root.read("/proc/uptime").and_then(|u| u.split_whitespace().next()?.parse().ok()),
+        uptime_seconds: root
+            .read("/proc/uptime")
+            .and_then(|u| u.split_whitespace().next()?.parse().ok()),
         load: load(root),
         memory: memory(root),
         disk: disk(disk_path),
@@ -60,13 +62,19 @@ pub fn system_info(root: &SystemRoot, disk_path: &std::path::Path) -> SystemInfo
 }
 
 fn model(root: &SystemRoot) -> Option<String> {
-    ["/proc/device-tree/model", "/sys/firmware/devicetree/base/model", "/sys/class/dmi/id/product_name"]
-        .into_iter()
-        .find_map(|p| root.read(p).filter(|m| !m.is_empty()))
+    [
+        "/proc/device-tree/model",
+        "/sys/firmware/devicetree/base/model",
+        "/sys/class/dmi/id/product_name",
+    ]
+    .into_iter()
+    .find_map(|p| root.read(p).filter(|m| !m.is_empty()))
 }
 
 fn os_release(root: &SystemRoot) -> Option<String> {
-    let text = root.read("/etc/os-release").or_else(|| root.read("/usr/lib/os-release"))?;
+    let text = root
+        .read("/etc/os-release")
+        .or_else(|| root.read("/usr/lib/os-release"))?;
     text.lines()
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
         .map(|v| v.trim_matches('"').to_owned())
@@ -83,19 +91,27 @@ fn cpu_count(root: &SystemRoot) -> usize {
             })
             .sum()
     });
-    from_sysfs.filter(|n| *n > 0).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    from_sysfs
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn load(root: &SystemRoot) -> Option<LoadAverage> {
     let text = root.read("/proc/loadavg")?;
     let mut fields = text.split_whitespace().map(str::parse::<f64>);
-    Some(LoadAverage { one: fields.next()?.ok()?, five: fields.next()?.ok()?, fifteen: fields.next()?.ok()? })
+    Some(LoadAverage {
+        one: fields.next()?.ok()?,
+        five: fields.next()?.ok()?,
+        fifteen: fields.next()?.ok()?,
+    })
 }
 
 fn memory(root: &SystemRoot) -> Option<Memory> {
     let text = root.read("/proc/meminfo")?;
     let field = |name: &str| -> Option<u64> {
-        let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(':'))?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(':'))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
     };

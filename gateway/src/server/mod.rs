@@ -16,12 +16,15 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 pub use reload::ReloadReport;
 
 use crate::config::{Config, ConfigError};
+use crate::device::SystemRoot;
 use crate::health::Health;
+use crate::mcp::{self, builtin::DeviceContext, McpGateway};
 use crate::systemd;
 use crate::telemetry::Metrics;
 
@@ -84,10 +87,14 @@ impl LiveSettings {
 /// State shared by the accept loop, every connection and every [`GatewayHandle`].
 #[derive(Debug)]
 struct Shared {
-    config: RwLock<Config>,
+    config: Arc<RwLock<Config>>,
     live: RwLock<Arc<LiveSettings>>,
-    metrics: Metrics,
-    health: Health,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    mcp: McpGateway,
+    /// `/mcp`; its token ends open SSE streams at shutdown so that the drain can finish.
+    mcp_http: mcp::transport::HttpService,
+    mcp_streams: CancellationToken,
     started: Instant,
     shutdown: watch::Sender<bool>,
 }
@@ -130,11 +137,27 @@ impl Gateway {
             .validate()
             .map_err(|problems| ConfigError::located("configuration", "", problems))?;
         let live = LiveSettings::from_config(&config);
+        let health = Arc::new(Health::default());
+        let metrics = Arc::new(Metrics::new());
+        let device = DeviceContext {
+            root: SystemRoot::new(&config.device.system_root),
+            state_dir: crate::config::default_state_dir(),
+            config: Arc::new(RwLock::new(config.clone())),
+            metrics: Arc::clone(&metrics),
+        };
+        let config = Arc::clone(&device.config);
+        let upstreams = config.read().unwrap_or_else(|p| p.into_inner()).upstreams.clone();
+        let mcp = McpGateway::new(device, &upstreams, Arc::clone(&health));
+        let mcp_streams = CancellationToken::new();
+        let mcp_http = mcp::transport::http_service(&mcp, mcp_streams.clone());
         let shared = Arc::new(Shared {
-            config: RwLock::new(config),
+            config,
             live: RwLock::new(Arc::new(live)),
-            metrics: Metrics::new(),
-            health: Health::default(),
+            metrics,
+            health,
+            mcp,
+            mcp_http,
+            mcp_streams,
             started: Instant::now(),
             shutdown: watch::channel(false).0,
         });
@@ -228,6 +251,8 @@ impl Gateway {
         }
         let deadline = shared.live().request_timeout;
         shared.health.set("http", false, "draining: shutting down");
+        shared.mcp_streams.cancel();
+        shared.mcp.shutdown();
         info!(
             deadline_ms = deadline.as_millis() as u64,
             "stopped accepting; draining open connections"

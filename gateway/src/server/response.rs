@@ -3,10 +3,12 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use serde_json::json;
 
-pub type Body = Full<Bytes>;
+/// Every response body: buffered for the gateway's own answers, streamed (SSE) for `/mcp`.
+pub type Body = BoxBody<Bytes, std::convert::Infallible>;
 
 /// An error answer. `code` is stable and machine-readable; `message` is for people.
 #[derive(Debug)]
@@ -40,7 +42,7 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
 }
 
 pub fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed());
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

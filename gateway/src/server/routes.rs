@@ -19,6 +19,7 @@ use crate::telemetry;
 enum Route {
     Health,
     Metrics,
+    Mcp,
     Unknown,
 }
 
@@ -27,6 +28,7 @@ impl Route {
         match path {
             "/health" => Route::Health,
             "/metrics" => Route::Metrics,
+            "/mcp" => Route::Mcp,
             _ => Route::Unknown,
         }
     }
@@ -35,6 +37,7 @@ impl Route {
         match self {
             Route::Health => "/health",
             Route::Metrics => "/metrics",
+            Route::Mcp => "/mcp",
             Route::Unknown => "other",
         }
     }
@@ -69,6 +72,9 @@ async fn respond(
     let deadline = tokio::time::Instant::from_std(started + live.request_timeout);
     if let Err(e) = live.allowed_hosts.check(request.uri(), request.headers()) {
         return e.into_response();
+    }
+    if route == Route::Mcp {
+        return mcp(shared, live, request).await;
     }
     let (parts, body) = request.into_parts();
     // The body is read in full before routing, so every route gets the same size limit and the
@@ -118,8 +124,20 @@ fn route_request(
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             response
         }
-        (Route::Unknown, _) => not_found("no such route; the gateway serves /health and /metrics"),
+        (Route::Mcp, _) | (Route::Unknown, _) => not_found("no such route; the gateway serves /mcp, /health and /metrics"),
     }
+}
+
+/// `/mcp`: the body streams into the MCP service under the size limit, and its answer (JSON or
+/// an SSE stream) streams back. The deadline does not apply: SSE streams are long-lived by
+/// design, and each forwarded call has its own timeout.
+async fn mcp(shared: &Shared, live: &LiveSettings, request: Request<Incoming>) -> Response<Body> {
+    if let Some(error) = declared_too_large(request.headers(), live.max_body_bytes) {
+        return error.into_response();
+    }
+    let limit = usize::try_from(live.max_body_bytes).unwrap_or(usize::MAX);
+    let request = request.map(|body| Limited::new(body, limit));
+    shared.mcp_http.handle(request).await
 }
 
 fn not_found(message: &str) -> Response<Body> {
@@ -144,30 +162,33 @@ fn health(shared: &Shared) -> Response<Body> {
 
 /// Reads the whole body, refusing with 413 as soon as it is known to exceed `max`.
 async fn read_body(body: Incoming, headers: &http::HeaderMap, max: u64) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the request body exceeds gateway.max_body_bytes ({max} bytes)"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max) {
-        return Err(too_large());
+    if let Some(error) = declared_too_large(headers, max) {
+        return Err(error);
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
         Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_body",
             format!("the request body could not be read: {e}"),
         )),
     }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body exceeds gateway.max_body_bytes ({max} bytes)"),
+    )
+}
+
+/// 413 when `Content-Length` already says the body is over the limit.
+fn declared_too_large(headers: &http::HeaderMap, max: u64) -> Option<ApiError> {
+    let declared = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()?;
+    (declared > max).then(|| too_large(max))
 }
 
 fn method_label(method: &Method) -> &'static str {

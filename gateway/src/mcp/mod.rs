@@ -1,0 +1,524 @@
+//! The MCP side of the gateway: one server (rmcp) that shows clients the device's own tools,
+//! resources and prompts next to those of every federated upstream, and routes each request
+//! to its owner.
+//!
+//! - [`builtin`]: the device tools, resources and prompts.
+//! - [`upstream`]: one federated server, its connection and its supervisor.
+//! - [`catalog`]: the merged names and the routes back to their owners.
+//! - [`transport`]: the Streamable HTTP service behind `/mcp`, and stdio.
+
+// Logging, sampling and roots are how 2025-11-25 clients and upstreams work; SEP-2577 deprecates
+// them for 2026-07-28, and rmcp marks them deprecated. The gateway serves both revisions.
+#![allow(deprecated)]
+
+pub mod builtin;
+pub mod catalog;
+pub mod transport;
+pub mod upstream;
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientRequest, CompleteRequestParams,
+    CompleteResult, CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+};
+use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::UpstreamConfig;
+use crate::health::Health;
+use builtin::DeviceContext;
+use catalog::{Catalog, Listing, Owner};
+use upstream::{Status, Upstream};
+
+/// Items per page of `tools/list`, `prompts/list`, `resources/list` and
+/// `resources/templates/list`; a longer list continues behind `nextCursor`.
+pub const PAGE_SIZE: usize = 100;
+
+/// The gateway's MCP server. Cheap to clone: every clone shares one state, which is what the
+/// Streamable HTTP service needs (it makes a handler per session, or per request for
+/// stateless clients).
+#[derive(Debug, Clone)]
+pub struct McpGateway {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    device: DeviceContext,
+    builtin: Listing,
+    upstreams: Vec<Arc<Upstream>>,
+    catalog: RwLock<Arc<Catalog>>,
+    health: Arc<Health>,
+    /// Sessions of clients on the 2025-11-25 protocol, told when the catalog changes.
+    sessions: Mutex<Vec<Peer<RoleServer>>>,
+    log_level: Mutex<Option<LoggingLevel>>,
+    shutdown: CancellationToken,
+}
+
+impl McpGateway {
+    pub fn new(device: DeviceContext, upstreams: &[UpstreamConfig], health: Arc<Health>) -> Self {
+        let builtin = Listing {
+            tools: builtin::tools(),
+            prompts: builtin::prompts(),
+            resources: builtin::resources(),
+            templates: Vec::new(),
+        };
+        let upstreams: Vec<Arc<Upstream>> = upstreams.iter().cloned().map(Upstream::new).collect();
+        let gateway = Self {
+            inner: Arc::new(Inner {
+                device,
+                builtin,
+                upstreams,
+                catalog: RwLock::default(),
+                health,
+                sessions: Mutex::default(),
+                log_level: Mutex::default(),
+                shutdown: CancellationToken::new(),
+            }),
+        };
+        gateway.rebuild_catalog();
+        gateway
+    }
+
+    /// A gateway outside the HTTP server (stdio mode), with its own metrics and health board.
+    pub fn standalone(config: crate::config::Config) -> Self {
+        let device = DeviceContext {
+            root: crate::device::SystemRoot::new(&config.device.system_root),
+            state_dir: crate::config::default_state_dir(),
+            metrics: Arc::new(crate::telemetry::Metrics::new()),
+            config: Arc::new(RwLock::new(config.clone())),
+        };
+        Self::new(device, &config.upstreams, Arc::new(Health::default()))
+    }
+
+    /// Starts one supervisor per upstream and the task that rebuilds the catalog when any of
+    /// them changes. Call once, inside the runtime.
+    pub fn start(&self) {
+        let changed = Arc::new(Notify::new());
+        for upstream in &self.inner.upstreams {
+            tokio::spawn(Arc::clone(upstream).supervise(Arc::clone(&changed), self.inner.shutdown.clone()));
+            self.relay_logs(upstream);
+        }
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = changed.notified() => gateway.on_upstream_change().await,
+                    _ = gateway.inner.shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// Stops the upstream supervisors and closes their connections.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.inner.catalog.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Rebuilds the merged catalog; returns whether its names changed.
+    fn rebuild_catalog(&self) -> bool {
+        let listings: Vec<Listing> = self.inner.upstreams.iter().map(|u| u.listing()).collect();
+        let sources: Vec<(&UpstreamConfig, &Listing)> =
+            self.inner.upstreams.iter().map(|u| &u.config).zip(listings.iter()).collect();
+        let catalog = Catalog::build(&self.inner.builtin, &sources);
+        for collision in &catalog.collisions {
+            warn!("{collision}");
+        }
+        let mut current = self.inner.catalog.write().unwrap_or_else(|p| p.into_inner());
+        let names = |c: &Catalog| {
+            (
+                c.tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>(),
+                c.prompts.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                c.resources.iter().map(|r| r.uri.clone()).collect::<Vec<_>>(),
+                c.templates.iter().map(|t| t.uri_template.clone()).collect::<Vec<_>>(),
+            )
+        };
+        let changed = names(&current) != names(&catalog);
+        *current = Arc::new(catalog);
+        changed
+    }
+
+    async fn on_upstream_change(&self) {
+        let changed = self.rebuild_catalog();
+        self.report_health();
+        if !changed {
+            return;
+        }
+        let sessions: Vec<Peer<RoleServer>> = {
+            let mut sessions = self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            sessions.retain(|peer| !peer.is_transport_closed());
+            sessions.clone()
+        };
+        for peer in sessions {
+            let _ = peer.notify_tool_list_changed().await;
+            let _ = peer.notify_prompt_list_changed().await;
+            let _ = peer.notify_resource_list_changed().await;
+        }
+    }
+
+    fn report_health(&self) {
+        let statuses: Vec<String> = self
+            .inner
+            .upstreams
+            .iter()
+            .map(|u| match u.status() {
+                Status::Ready => format!("{} ready", u.config.name),
+                Status::Connecting { attempt, .. } => format!("{} reconnecting (attempt {attempt})", u.config.name),
+            })
+            .collect();
+        let catalog = self.catalog();
+        let detail = format!(
+            "{} tools, {} prompts, {} resources; upstreams: {}",
+            catalog.tools.len(),
+            catalog.prompts.len(),
+            catalog.resources.len(),
+            if statuses.is_empty() { "none".to_owned() } else { statuses.join(", ") }
+        );
+        // Serving goes on while an upstream reconnects: only its own calls fail meanwhile.
+        self.inner.health.set("mcp", true, detail);
+    }
+
+    /// Upstream log messages go to the client whose call is in flight, at or above the level it
+    /// asked for.
+    fn relay_logs(&self, upstream: &Arc<Upstream>) {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<LoggingMessageNotificationParam>();
+        *upstream.events.log.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+        let gateway = self.clone();
+        let upstream = Arc::clone(upstream);
+        tokio::spawn(async move {
+            while let Some(message) = receiver.recv().await {
+                let wanted = gateway.inner.log_level.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(LoggingLevel::Info);
+                if severity(message.level) < severity(wanted) {
+                    continue;
+                }
+                let peer = upstream.events.downstream.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(peer) = peer {
+                    #[allow(deprecated)] // notifications/message is how 2025-11-25 clients get logs.
+                    let _ = peer.notify_logging_message(message).await;
+                }
+            }
+        });
+    }
+
+    fn upstream(&self, owner: Owner) -> Option<&Arc<Upstream>> {
+        match owner {
+            Owner::Upstream(i) => self.inner.upstreams.get(i),
+            Owner::Builtin => None,
+        }
+    }
+
+    /// Timeout of one forwarded call: the upstream's own, else the gateway's request timeout.
+    fn call_timeout(&self, upstream: &Upstream) -> Duration {
+        if upstream.config.timeout_ms > 0 {
+            return Duration::from_millis(upstream.config.timeout_ms);
+        }
+        let config = self.inner.device.config.read().unwrap_or_else(|p| p.into_inner());
+        Duration::from_millis(config.gateway.request_timeout_ms)
+    }
+
+    /// Sends `request` to an upstream and waits for its answer, forwarding progress to the
+    /// client and cancelling upstream if the client cancels or the call times out.
+    async fn forward(
+        &self,
+        upstream: &Arc<Upstream>,
+        request: ClientRequest,
+        cx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, McpError> {
+        let peer = upstream.peer()?;
+        *upstream.events.downstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.peer.clone());
+        let handle = peer
+            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .await
+            .map_err(|e| upstream_error(&upstream.config.name, e))?;
+        let upstream_id = handle.id.clone();
+        let relay = cx.meta.get_progress_token().map(|downstream_token| {
+            let events = upstream.events.clone();
+            let upstream_token = handle.progress_token.clone();
+            let client = cx.peer.clone();
+            tokio::spawn(async move {
+                use futures::StreamExt;
+                let mut progress = events.progress.subscribe(upstream_token).await;
+                while let Some(mut notification) = progress.next().await {
+                    notification.progress_token = downstream_token.clone();
+                    let _ = client.notify_progress(notification).await;
+                }
+            })
+        });
+        let timeout = self.call_timeout(upstream);
+        let outcome = tokio::select! {
+            answer = tokio::time::timeout(timeout, handle.await_response()) => match answer {
+                Ok(result) => result.map_err(|e| upstream_error(&upstream.config.name, e)),
+                Err(_) => {
+                    cancel(&peer, upstream_id, "timed out at the gateway").await;
+                    Err(McpError::internal_error(
+                        format!("upstream \"{}\" did not answer within {} ms", upstream.config.name, timeout.as_millis()),
+                        None,
+                    ))
+                }
+            },
+            _ = cx.ct.cancelled() => {
+                cancel(&peer, upstream_id, "cancelled by the client").await;
+                Err(McpError::internal_error("the request was cancelled", None))
+            }
+        };
+        if let Some(relay) = relay {
+            relay.abort();
+        }
+        outcome
+    }
+}
+
+/// RFC 5424 order, least severe first.
+fn severity(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+async fn cancel(peer: &Peer<RoleClient>, id: rmcp::model::RequestId, reason: &str) {
+    let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason.to_owned()))).await;
+}
+
+fn upstream_error(name: &str, error: rmcp::ServiceError) -> McpError {
+    match error {
+        // The upstream's own JSON-RPC error goes to the client unchanged.
+        rmcp::ServiceError::McpError(error) => error,
+        other => McpError::internal_error(format!("upstream \"{name}\" failed: {other}"), None),
+    }
+}
+
+fn unexpected(name: &str) -> McpError {
+    McpError::internal_error(format!("upstream \"{name}\" answered with an unexpected result type"), None)
+}
+
+/// One page of `items` after `cursor` (a decimal offset this gateway handed out).
+fn page<T: Clone>(items: &[T], request: Option<&PaginatedRequestParams>) -> Result<(Vec<T>, Option<String>), McpError> {
+    let start = match request.and_then(|r| r.cursor.as_deref()) {
+        None => 0,
+        Some(cursor) => cursor
+            .parse::<usize>()
+            .ok()
+            .filter(|start| *start <= items.len())
+            .ok_or_else(|| McpError::invalid_params(format!("invalid cursor {cursor:?}"), None))?,
+    };
+    let end = (start + PAGE_SIZE).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    Ok((items[start..end].to_vec(), next))
+}
+
+fn not_found(kind: &str, name: &str) -> McpError {
+    McpError::invalid_params(format!("unknown {kind} \"{name}\""), None)
+}
+
+impl ServerHandler for McpGateway {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_prompts_list_changed()
+            .enable_resources()
+            .enable_resources_list_changed()
+            .enable_completions()
+            .enable_logging()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(Implementation::new("mcp-edge-gateway", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Tools of this edge device (device_info, device_sensors, network_links) and of the MCP \
+                 servers it federates.",
+            )
+    }
+
+    async fn on_initialized(&self, cx: NotificationContext<RoleServer>) {
+        let mut sessions = self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|peer| !peer.is_transport_closed());
+        sessions.push(cx.peer);
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let (items, next) = page(&self.catalog().tools, request.as_ref())?;
+        let mut result = ListToolsResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let catalog = self.catalog();
+        let route = catalog.tool(&request.name).ok_or_else(|| not_found("tool", &request.name))?;
+        let Some(upstream) = self.upstream(route.owner) else {
+            let arguments = request.arguments.as_ref();
+            let result = builtin::call_tool(&self.inner.device, &route.original, arguments)
+                .ok_or_else(|| not_found("tool", &request.name))??;
+            return Ok(result.into());
+        };
+        let mut params = request;
+        params.name = route.original.clone().into();
+        params.meta = None;
+        let request = ClientRequest::CallToolRequest(Request::new(params));
+        match self.forward(upstream, request, &cx).await? {
+            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+            ServerResult::InputRequiredResult(result) => Ok(CallToolResponse::InputRequired(result)),
+            ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
+            _ => Err(unexpected(&upstream.config.name)),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let (items, next) = page(&self.catalog().prompts, request.as_ref())?;
+        let mut result = ListPromptsResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let catalog = self.catalog();
+        let route = catalog.prompt(&request.name).ok_or_else(|| not_found("prompt", &request.name))?;
+        let Some(upstream) = self.upstream(route.owner) else {
+            let prompt = builtin::get_prompt(&self.inner.device, &route.original, request.arguments.as_ref())
+                .ok_or_else(|| not_found("prompt", &request.name))?;
+            return Ok(prompt.into());
+        };
+        let mut params = request;
+        params.name = route.original.clone();
+        params.meta = None;
+        let request = ClientRequest::GetPromptRequest(Request::new(params));
+        match self.forward(upstream, request, &cx).await? {
+            ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
+            ServerResult::InputRequiredResult(result) => Ok(GetPromptResponse::InputRequired(result)),
+            _ => Err(unexpected(&upstream.config.name)),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let (items, next) = page(&self.catalog().resources, request.as_ref())?;
+        let mut result = ListResourcesResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let (items, next) = page(&self.catalog().templates, request.as_ref())?;
+        let mut result = ListResourceTemplatesResult::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let resource_not_found = || {
+            McpError::invalid_params(
+                format!("Resource {} not found", request.uri),
+                Some(serde_json::json!({ "uri": request.uri })),
+            )
+        };
+        let owner = self.catalog().resource_owner(&request.uri).ok_or_else(resource_not_found)?;
+        let Some(upstream) = self.upstream(owner) else {
+            let contents = builtin::read_resource(&self.inner.device, &request.uri).ok_or_else(resource_not_found)?;
+            return Ok(ReadResourceResult::new(vec![contents]).into());
+        };
+        let mut params = request;
+        params.meta = None;
+        let request = ClientRequest::ReadResourceRequest(Request::new(params));
+        match self.forward(upstream, request, &cx).await? {
+            ServerResult::ReadResourceResult(result) => Ok(ReadResourceResponse::Complete(result)),
+            ServerResult::InputRequiredResult(result) => Ok(ReadResourceResponse::InputRequired(result)),
+            _ => Err(unexpected(&upstream.config.name)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let catalog = self.catalog();
+        let (owner, mut params) = match &request.r#ref {
+            Reference::Prompt(prompt) => {
+                let route = catalog.prompt(&prompt.name).ok_or_else(|| not_found("prompt", &prompt.name))?;
+                if route.owner == Owner::Builtin {
+                    let info = builtin::complete_prompt_argument(&route.original, &request.argument.name, &request.argument.value)
+                        .unwrap_or_default();
+                    return Ok(CompleteResult::new(info));
+                }
+                let mut params = request.clone();
+                params.r#ref = Reference::for_prompt(route.original.clone());
+                (route.owner, params)
+            }
+            Reference::Resource(template) => match catalog.template_owner(&template.uri) {
+                Some(owner) => (owner, request.clone()),
+                // A template nobody owns has nothing to complete.
+                None => return Ok(CompleteResult::new(CompletionInfo::default())),
+            },
+            _ => return Ok(CompleteResult::new(CompletionInfo::default())),
+        };
+        let Some(upstream) = self.upstream(owner) else {
+            return Ok(CompleteResult::new(CompletionInfo::default()));
+        };
+        params.meta = None;
+        let request = ClientRequest::CompleteRequest(Request::new(params));
+        match self.forward(upstream, request, &cx).await? {
+            ServerResult::CompleteResult(result) => Ok(result),
+            _ => Err(unexpected(&upstream.config.name)),
+        }
+    }
+
+    async fn set_level(&self, request: SetLevelRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), McpError> {
+        *self.inner.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.level);
+        for upstream in &self.inner.upstreams {
+            if let Ok(peer) = upstream.peer() {
+                #[allow(deprecated)] // logging/setLevel is how 2025-11-25 upstreams take a level.
+                if let Err(e) = peer.set_level(request.clone()).await {
+                    info!(upstream = %upstream.config.name, error = %e, "upstream did not take the log level");
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! One federated MCP server: its connection (a child process over stdio, or Streamable HTTP),
+//! kept alive by a supervisor that reconnects with backoff, and its last known listing.
+//!
+//! While an upstream is down its entries stay in the catalog, so a client's view does not
+//! flicker; calls to it fail at once with an error that says it is reconnecting.
+
+// Sampling, roots and logging are the 2025-11-25 way; see mcp/mod.rs.
+#![allow(deprecated)]
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rmcp::handler::client::progress::ProgressDispatcher;
+use rmcp::model::{
+    ClientConfig, ClientResult, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult,
+    ListRootsResult, LoggingMessageNotificationParam, ProgressNotificationParam, Request, ServerRequest,
+};
+use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RoleServer, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::catalog::Listing;
+use crate::config::UpstreamConfig;
+
+/// First and longest pause between reconnection attempts.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Connection state as `/health` and errors report it.
+#[derive(Debug, Clone)]
+pub enum Status {
+    Connecting { attempt: u32, last_error: Option<String> },
+    Ready,
+}
+
+/// One upstream and its supervisor's view of it.
+#[derive(Debug)]
+pub struct Upstream {
+    pub config: UpstreamConfig,
+    state: RwLock<State>,
+    /// What this upstream sends back to the gateway (progress, logs, list changes).
+    pub events: UpstreamEvents,
+}
+
+#[derive(Debug)]
+struct State {
+    status: Status,
+    peer: Option<Peer<RoleClient>>,
+    listing: Listing,
+}
+
+/// Shared with the upstream's `ClientHandler`: where its notifications and requests go.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamEvents {
+    pub progress: ProgressDispatcher,
+    /// Signalled when the upstream says a list changed: the supervisor refreshes the listing.
+    pub list_changed: Arc<Notify>,
+    /// The downstream client whose call to this upstream is in flight most recently: sampling,
+    /// elicitation and roots requests from the upstream are relayed to it.
+    pub downstream: Arc<Mutex<Option<Peer<RoleServer>>>>,
+    /// Log messages from the upstream, relayed to downstream clients.
+    pub log: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<LoggingMessageNotificationParam>>>>,
+}
+
+impl Upstream {
+    pub fn new(config: UpstreamConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            state: RwLock::new(State {
+                status: Status::Connecting { attempt: 0, last_error: None },
+                peer: None,
+                listing: Listing::default(),
+            }),
+            events: UpstreamEvents::default(),
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        self.read().status.clone()
+    }
+
+    pub fn listing(&self) -> Listing {
+        self.read().listing.clone()
+    }
+
+    /// The live connection, or an error a client can act on.
+    pub fn peer(&self) -> Result<Peer<RoleClient>, McpError> {
+        let state = self.read();
+        match (&state.peer, &state.status) {
+            (Some(peer), Status::Ready) if !peer.is_transport_closed() => Ok(peer.clone()),
+            (_, Status::Connecting { attempt, last_error }) => Err(McpError::internal_error(
+                format!(
+                    "upstream \"{}\" is unavailable and being reconnected (attempt {attempt}{}); retry shortly",
+                    self.config.name,
+                    last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+                ),
+                None,
+            )),
+            _ => Err(McpError::internal_error(
+                format!("upstream \"{}\" closed its connection; it is being reconnected", self.config.name),
+                None,
+            )),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps the upstream connected until `shutdown` fires: connect, list, wait for the
+    /// connection to end or a list to change, and reconnect with exponential backoff.
+    /// `changed` is signalled whenever the listing or the status changes.
+    pub async fn supervise(self: Arc<Self>, changed: Arc<Notify>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let connected = tokio::select! {
+                c = self.connect() => c,
+                _ = shutdown.cancelled() => return,
+            };
+            let running = match connected {
+                Ok(running) => running,
+                Err(e) => {
+                    warn!(upstream = %self.config.name, attempt, error = %e, "upstream connection failed");
+                    self.write().status = Status::Connecting { attempt, last_error: Some(e) };
+                    changed.notify_one();
+                    let pause = backoff(attempt);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            };
+            let peer = running.peer().clone();
+            if let Err(e) = self.refresh(&peer).await {
+                warn!(upstream = %self.config.name, error = %e, "listing the upstream failed; reconnecting");
+                self.write().status = Status::Connecting { attempt, last_error: Some(e) };
+                changed.notify_one();
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            {
+                let mut state = self.write();
+                state.peer = Some(peer.clone());
+                state.status = Status::Ready;
+            }
+            info!(upstream = %self.config.name, "upstream ready");
+            attempt = 0;
+            changed.notify_one();
+
+            let closed = running.cancellation_token();
+            let mut waiting = tokio::spawn(running.waiting());
+            loop {
+                tokio::select! {
+                    _ = &mut waiting => break,
+                    _ = self.events.list_changed.notified() => {
+                        if let Err(e) = self.refresh(&peer).await {
+                            warn!(upstream = %self.config.name, error = %e, "refreshing the upstream's lists failed");
+                        }
+                        changed.notify_one();
+                    }
+                    _ = shutdown.cancelled() => {
+                        closed.cancel();
+                        let _ = waiting.await;
+                        return;
+                    }
+                }
+            }
+            warn!(upstream = %self.config.name, "upstream connection closed; reconnecting");
+            {
+                let mut state = self.write();
+                state.peer = None;
+                state.status = Status::Connecting { attempt: 1, last_error: Some("connection closed".into()) };
+            }
+            changed.notify_one();
+            tokio::select! {
+                _ = tokio::time::sleep(BACKOFF_MIN) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<RunningService<RoleClient, UpstreamClient>, String> {
+        let handler = UpstreamClient { name: self.config.name.clone(), events: self.events.clone() };
+        let running = match (&self.config.command, &self.config.url) {
+            (Some(command), _) => {
+                let mut cmd = tokio::process::Command::new(command);
+                cmd.args(&self.config.args);
+                for (key, value) in &self.config.env {
+                    cmd.env(key, value.expose());
+                }
+                let (transport, stderr) = TokioChildProcess::builder(cmd)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| format!("cannot start {command}: {e}"))?;
+                if let Some(stderr) = stderr {
+                    let name = self.config.name.clone();
+                    tokio::spawn(async move {
+                        let mut lines = tokio::io::BufReader::new(stderr).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            info!(upstream = %name, "stderr: {line}");
+                        }
+                    });
+                }
+                handler.serve(transport).await.map_err(|e| format!("MCP handshake failed: {e}"))?
+            }
+            (None, Some(url)) => {
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.clone());
+                if let Some(token) = &self.config.bearer_token {
+                    config = config.auth_header(token.expose().to_owned());
+                }
+                let mut headers = std::collections::HashMap::new();
+                for (name, value) in &self.config.headers {
+                    let name = http::HeaderName::try_from(name.as_str())
+                        .map_err(|e| format!("header name {name:?}: {e}"))?;
+                    let value = http::HeaderValue::try_from(value.expose())
+                        .map_err(|e| format!("header {name} has an invalid value: {e}"))?;
+                    headers.insert(name, value);
+                }
+                let config = config.custom_headers(headers);
+                let transport = StreamableHttpClientTransport::from_config(config);
+                handler.serve(transport).await.map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
+            }
+            (None, None) => return Err("neither command nor url is set".into()),
+        };
+        running.peer().set_response_cache_config(rmcp::service::ClientCacheConfig::disabled()).await;
+        Ok(running)
+    }
+
+    async fn refresh(&self, peer: &Peer<RoleClient>) -> Result<(), String> {
+        let capabilities = peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
+        let mut listing = Listing::default();
+        let describe = |what: &str, e: rmcp::ServiceError| format!("{what}: {e}");
+        if capabilities.tools.is_some() {
+            listing.tools = peer.list_all_tools().await.map_err(|e| describe("tools/list", e))?;
+        }
+        if capabilities.prompts.is_some() {
+            listing.prompts = peer.list_all_prompts().await.map_err(|e| describe("prompts/list", e))?;
+        }
+        if capabilities.resources.is_some() {
+            listing.resources = peer.list_all_resources().await.map_err(|e| describe("resources/list", e))?;
+            listing.templates =
+                peer.list_all_resource_templates().await.map_err(|e| describe("resources/templates/list", e))?;
+        }
+        self.write().listing = listing;
+        Ok(())
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    BACKOFF_MIN.saturating_mul(1 << attempt.min(8)).min(BACKOFF_MAX)
+}
+
+/// The gateway's client side towards one upstream.
+#[derive(Debug, Clone)]
+struct UpstreamClient {
+    name: String,
+    events: UpstreamEvents,
+}
+
+impl UpstreamClient {
+    /// Relays a request from the upstream to the client whose call is in flight.
+    async fn relay(&self, what: &str, request: ServerRequest) -> Result<ClientResult, McpError> {
+        let downstream = self
+            .events
+            .downstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|peer| !peer.is_transport_closed())
+            .ok_or_else(|| {
+                McpError::internal_error(format!("no client is connected to answer {what} for upstream {}", self.name), None)
+            })?;
+        downstream.send_request(request).await.map_err(|e| match e {
+            rmcp::ServiceError::McpError(error) => error,
+            other => McpError::internal_error(format!("relaying {what} to the client failed: {other}"), None),
+        })
+    }
+}
+
+fn wrong_answer(what: &str) -> McpError {
+    McpError::internal_error(format!("the client answered {what} with an unexpected result"), None)
+}
+
+impl ClientHandler for UpstreamClient {
+    fn get_info(&self) -> ClientConfig {
+        let mut info = ClientConfig::default();
+        info.client_info = rmcp::model::Implementation::new("mcp-edge-gateway", env!("CARGO_PKG_VERSION"));
+        info.capabilities = rmcp::model::ClientCapabilities::builder()
+            .enable_sampling()
+            .enable_elicitation()
+            .enable_roots()
+            .build();
+        info
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _cx: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        let request = ServerRequest::CreateMessageRequest(Request::new(params));
+        match self.relay("sampling/createMessage", request).await? {
+            ClientResult::CreateMessageResult(result) => Ok(*result),
+            _ => Err(wrong_answer("sampling/createMessage")),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _cx: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        match self.relay("elicitation/create", ServerRequest::ElicitRequest(Request::new(params))).await? {
+            ClientResult::ElicitResult(result) => Ok(result),
+            _ => Err(wrong_answer("elicitation/create")),
+        }
+    }
+
+    async fn list_roots(&self, _cx: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
+        match self.relay("roots/list", ServerRequest::ListRootsRequest(Default::default())).await? {
+            ClientResult::ListRootsResult(result) => Ok(result),
+            _ => Err(wrong_answer("roots/list")),
+        }
+    }
+
+    async fn on_progress(&self, params: ProgressNotificationParam, _cx: NotificationContext<RoleClient>) {
+        self.events.progress.handle_notification(params).await;
+    }
+
+    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _cx: NotificationContext<RoleClient>) {
+        if let Some(sender) = self.events.log.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = sender.send(params);
+        }
+    }
+
+    async fn on_tool_list_changed(&self, _cx: NotificationContext<RoleClient>) {
+        self.events.list_changed.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _cx: NotificationContext<RoleClient>) {
+        self.events.list_changed.notify_one();
+    }
+
+    async fn on_resource_list_changed(&self, _cx: NotificationContext<RoleClient>) {
+        self.events.list_changed.notify_one();
+    }
+}
