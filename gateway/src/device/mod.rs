@@ -51,7 +51,7 @@ impl SystemRoot {
             .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
             .map(|e| e.path())
             .collect();
-        paths.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+        paths.sort_by_key(|p| natural_key(p));
         paths
     }
 }

@@ -3,10 +3,9 @@
 use std::sync::{Arc, RwLock};
 
 use rmcp::model::{
-    CallToolResult, CompletionInfo, ContentBlock, GetPromptResult, Prompt, PromptArgument, PromptMessage,
-    Resource, ResourceContents, Role, Tool,
+    CallToolResult, CompletionInfo, ContentBlock, GetPromptResult, Prompt, PromptArgument,
+    PromptMessage, Resource, ResourceContents, Role, Tool,
 };
-use rmcp::ErrorData as McpError;
 use serde_json::{json, Value};
 
 use crate::config::Config;
@@ -45,7 +44,8 @@ fn schema(value: Value) -> Arc<serde_json::Map<String, Value>> {
 }
 
 pub fn tools() -> Vec<Tool> {
-    let no_arguments = || schema(json!({ "type": "object", "properties": {}, "additionalProperties": false }));
+    let no_arguments =
+        || schema(json!({ "type": "object", "properties": {}, "additionalProperties": false }));
     vec![
         Tool::new(
             DEVICE_INFO,
@@ -76,35 +76,49 @@ pub fn tools() -> Vec<Tool> {
     ]
 }
 
-/// Runs a built-in tool; `None` when `name` is not one.
+/// Runs a built-in tool; `None` when `name` is not one. Bad arguments give a tool error
+/// result (`isError`), which the model calling the tool can read and correct.
 pub fn call_tool(
     context: &DeviceContext,
     name: &str,
     arguments: Option<&serde_json::Map<String, Value>>,
-) -> Option<Result<CallToolResult, McpError>> {
+) -> Option<CallToolResult> {
     let value = match name {
-        DEVICE_INFO => Ok(json!(device::system_info(&context.root, &context.state_dir))),
+        DEVICE_INFO => Ok(json!(device::system_info(
+            &context.root,
+            &context.state_dir
+        ))),
         DEVICE_SENSORS => sensors(context, arguments),
         NETWORK_LINKS => Ok(json!({ "links": device::network_links(&context.root) })),
         _ => return None,
     };
-    Some(value.map(structured))
+    Some(value.map_or_else(
+        |e| CallToolResult::error(vec![ContentBlock::text(e)]),
+        structured,
+    ))
 }
 
-fn sensors(context: &DeviceContext, arguments: Option<&serde_json::Map<String, Value>>) -> Result<Value, McpError> {
+fn sensors(
+    context: &DeviceContext,
+    arguments: Option<&serde_json::Map<String, Value>>,
+) -> Result<Value, String> {
     let source = match arguments.and_then(|a| a.get("source")) {
         None => "all",
-        Some(Value::String(s)) if ["all", "thermal", "hwmon", "iio"].contains(&s.as_str()) => s.as_str(),
+        Some(Value::String(s)) if ["all", "thermal", "hwmon", "iio"].contains(&s.as_str()) => {
+            s.as_str()
+        }
         Some(other) => {
-            return Err(McpError::invalid_params(
-                format!("source must be one of all, thermal, hwmon, iio; got {other}"),
-                None,
+            return Err(format!(
+                "source must be one of all, thermal, hwmon, iio; got {other}"
             ))
         }
     };
     let mut out = serde_json::Map::new();
     if matches!(source, "all" | "thermal") {
-        out.insert("thermal_zones".into(), json!(device::thermal_zones(&context.root)));
+        out.insert(
+            "thermal_zones".into(),
+            json!(device::thermal_zones(&context.root)),
+        );
     }
     if matches!(source, "all" | "hwmon") {
         out.insert("hwmon".into(), json!(device::hwmon_sensors(&context.root)));
@@ -140,9 +154,19 @@ pub fn resources() -> Vec<Resource> {
 /// Reads a built-in resource; `None` when `uri` is not one.
 pub fn read_resource(context: &DeviceContext, uri: &str) -> Option<ResourceContents> {
     let (text, mime) = match uri {
-        URI_INFO => (pretty(&json!(device::system_info(&context.root, &context.state_dir))), "application/json"),
+        URI_INFO => (
+            pretty(&json!(device::system_info(
+                &context.root,
+                &context.state_dir
+            ))),
+            "application/json",
+        ),
         URI_CONFIG => {
-            let config = context.config.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let config = context
+                .config
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             (pretty(&json!(config)), "application/json")
         }
         URI_METRICS => (context.metrics.encode(), "text/plain"),
@@ -158,9 +182,14 @@ fn pretty(value: &Value) -> String {
 pub fn prompts() -> Vec<Prompt> {
     vec![Prompt::new(
         DIAGNOSE,
-        Some("Diagnose this device from its live state: temperatures, load, memory, disk and links."),
+        Some(
+            "Diagnose this device from its live state: temperatures, load, memory, disk and links.",
+        ),
         Some(vec![PromptArgument::new("symptom")
-            .with_description(format!("What seems wrong: {}, or free text.", SYMPTOMS.join(", ")))
+            .with_description(format!(
+                "What seems wrong: {}, or free text.",
+                SYMPTOMS.join(", ")
+            ))
             .with_required(false)]),
     )]
 }
@@ -174,7 +203,10 @@ pub fn get_prompt(
     if name != DIAGNOSE {
         return None;
     }
-    let symptom = arguments.and_then(|a| a.get("symptom")).and_then(Value::as_str).unwrap_or("none given");
+    let symptom = arguments
+        .and_then(|a| a.get("symptom"))
+        .and_then(Value::as_str)
+        .unwrap_or("none given");
     let state = json!({
         "system": device::system_info(&context.root, &context.state_dir),
         "thermal_zones": device::thermal_zones(&context.root),
@@ -190,20 +222,32 @@ pub fn get_prompt(
         pretty(&state)
     );
     Some(
-        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
-            .with_description(format!("Diagnosis of {} for: {symptom}", context_name(&state))),
+        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]).with_description(
+            format!("Diagnosis of {} for: {symptom}", context_name(&state)),
+        ),
     )
 }
 
 fn context_name(state: &Value) -> String {
-    state["system"]["hostname"].as_str().unwrap_or("this device").to_owned()
+    state["system"]["hostname"]
+        .as_str()
+        .unwrap_or("this device")
+        .to_owned()
 }
 
 /// Completion of a built-in prompt's argument; `None` when the reference is not built in.
-pub fn complete_prompt_argument(prompt: &str, argument: &str, prefix: &str) -> Option<CompletionInfo> {
+pub fn complete_prompt_argument(
+    prompt: &str,
+    argument: &str,
+    prefix: &str,
+) -> Option<CompletionInfo> {
     if prompt != DIAGNOSE || argument != "symptom" {
         return None;
     }
-    let values = SYMPTOMS.iter().filter(|s| s.starts_with(prefix)).map(|s| (*s).to_owned()).collect();
+    let values = SYMPTOMS
+        .iter()
+        .filter(|s| s.starts_with(prefix))
+        .map(|s| (*s).to_owned())
+        .collect();
     CompletionInfo::new(values).ok()
 }

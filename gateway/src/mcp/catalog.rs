@@ -58,7 +58,13 @@ impl Catalog {
                 (config.allow_tools.is_empty() || config.allow_tools.iter().any(|a| a == name))
                     && !config.deny_tools.iter().any(|d| d == name)
             };
-            catalog.add(Owner::Upstream(index), &config.name, config.prefix.as_deref(), listing, allowed);
+            catalog.add(
+                Owner::Upstream(index),
+                &config.name,
+                config.prefix.as_deref(),
+                listing,
+                allowed,
+            );
         }
         catalog
     }
@@ -78,7 +84,8 @@ impl Catalog {
         for tool in listing.tools.iter().filter(|t| tool_allowed(&t.name)) {
             let name = exposed(&tool.name);
             if let Some(existing) = self.tool_routes.get(&name) {
-                self.collisions.push(collision("tool", &name, source, existing.owner));
+                self.collisions
+                    .push(collision("tool", &name, source, existing.owner));
                 continue;
             }
             let mut tool = tool.clone();
@@ -89,7 +96,8 @@ impl Catalog {
         for prompt in &listing.prompts {
             let name = exposed(&prompt.name);
             if let Some(existing) = self.prompt_routes.get(&name) {
-                self.collisions.push(collision("prompt", &name, source, existing.owner));
+                self.collisions
+                    .push(collision("prompt", &name, source, existing.owner));
                 continue;
             }
             let mut prompt = prompt.clone();
@@ -101,14 +109,16 @@ impl Catalog {
         // so they are not prefixed; a URI two sources both list stays with the first.
         for resource in &listing.resources {
             if let Some(existing) = self.resource_routes.get(&resource.uri) {
-                self.collisions.push(collision("resource", &resource.uri, source, *existing));
+                self.collisions
+                    .push(collision("resource", &resource.uri, source, *existing));
                 continue;
             }
             self.resource_routes.insert(resource.uri.clone(), owner);
             self.resources.push(resource.clone());
         }
         for template in &listing.templates {
-            self.template_routes.push((UriTemplate::new(&template.uri_template), owner));
+            self.template_routes
+                .push((UriTemplate::new(&template.uri_template), owner));
             self.templates.push(template.clone());
         }
     }
@@ -123,15 +133,20 @@ impl Catalog {
 
     /// The owner of a resource URI: a listed resource, else the first template it matches.
     pub fn resource_owner(&self, uri: &str) -> Option<Owner> {
-        self.resource_routes
-            .get(uri)
-            .copied()
-            .or_else(|| self.template_routes.iter().find(|(t, _)| t.matches(uri)).map(|(_, o)| *o))
+        self.resource_routes.get(uri).copied().or_else(|| {
+            self.template_routes
+                .iter()
+                .find(|(t, _)| t.matches(uri))
+                .map(|(_, o)| *o)
+        })
     }
 
     /// The owner of a resource template, by its exact template string (for completions).
     pub fn template_owner(&self, uri_template: &str) -> Option<Owner> {
-        self.template_routes.iter().find(|(t, _)| t.source == uri_template).map(|(_, o)| *o)
+        self.template_routes
+            .iter()
+            .find(|(t, _)| t.source == uri_template)
+            .map(|(_, o)| *o)
     }
 }
 
@@ -140,7 +155,9 @@ fn collision(kind: &str, name: &str, source: &str, kept_by: Owner) -> String {
         Owner::Builtin => "the built-in one".to_owned(),
         Owner::Upstream(i) => format!("upstream #{i}"),
     };
-    format!("{kind} \"{name}\" from {source} is hidden: {kept} already uses that name (set a prefix)")
+    format!(
+        "{kind} \"{name}\" from {source} is hidden: {kept} already uses that name (set a prefix)"
+    )
 }
 
 /// An RFC 6570 template reduced to what routing needs: literal text and `{variable}` holes.
@@ -158,7 +175,9 @@ impl UriTemplate {
             match rest.find('{') {
                 Some(open) => {
                     literals.push(rest[..open].to_owned());
-                    rest = rest[open..].find('}').map_or("", |close| &rest[open + close + 1..]);
+                    rest = rest[open..]
+                        .find('}')
+                        .map_or("", |close| &rest[open + close + 1..]);
                 }
                 None => {
                     literals.push(rest.to_owned());
@@ -166,13 +185,20 @@ impl UriTemplate {
                 }
             }
         }
-        Self { source: template.to_owned(), literals }
+        Self {
+            source: template.to_owned(),
+            literals,
+        }
     }
 
     /// Whether `uri` is the literals in order with non-empty text in each hole.
     fn matches(&self, uri: &str) -> bool {
-        let Some((first, rest)) = self.literals.split_first() else { return false };
-        let Some(mut remaining) = uri.strip_prefix(first.as_str()) else { return false };
+        let Some((first, rest)) = self.literals.split_first() else {
+            return false;
+        };
+        let Some(mut remaining) = uri.strip_prefix(first.as_str()) else {
+            return false;
+        };
         let holes = rest.len();
         for (i, literal) in rest.iter().enumerate() {
             let last = i + 1 == holes;
@@ -202,11 +228,18 @@ mod tests {
     }
 
     fn listing(tools: &[&str]) -> Listing {
-        Listing { tools: tools.iter().map(|t| tool(t)).collect(), ..Listing::default() }
+        Listing {
+            tools: tools.iter().map(|t| tool(t)).collect(),
+            ..Listing::default()
+        }
     }
 
     fn upstream(name: &str, prefix: Option<&str>) -> UpstreamConfig {
-        UpstreamConfig { name: name.into(), prefix: prefix.map(Into::into), ..UpstreamConfig::default() }
+        UpstreamConfig {
+            name: name.into(),
+            prefix: prefix.map(Into::into),
+            ..UpstreamConfig::default()
+        }
     }
 
     #[test]
@@ -216,7 +249,13 @@ mod tests {
         let catalog = Catalog::build(&listing(&["device_info"]), &[(&a, &la), (&b, &lb)]);
         let names: Vec<&str> = catalog.tools.iter().map(|t| t.name.as_ref()).collect();
         assert_eq!(names, ["device_info", "a_echo", "b_echo"]);
-        assert_eq!(catalog.tool("b_echo"), Some(&Route { owner: Owner::Upstream(1), original: "echo".into() }));
+        assert_eq!(
+            catalog.tool("b_echo"),
+            Some(&Route {
+                owner: Owner::Upstream(1),
+                original: "echo".into()
+            })
+        );
         assert!(catalog.collisions.is_empty());
     }
 
@@ -225,8 +264,14 @@ mod tests {
         let (a, b) = (upstream("a", None), upstream("b", None));
         let (la, lb) = (listing(&["echo", "device_info"]), listing(&["echo"]));
         let catalog = Catalog::build(&listing(&["device_info"]), &[(&a, &la), (&b, &lb)]);
-        assert_eq!(catalog.tool("echo").map(|r| r.owner), Some(Owner::Upstream(0)));
-        assert_eq!(catalog.tool("device_info").map(|r| r.owner), Some(Owner::Builtin));
+        assert_eq!(
+            catalog.tool("echo").map(|r| r.owner),
+            Some(Owner::Upstream(0))
+        );
+        assert_eq!(
+            catalog.tool("device_info").map(|r| r.owner),
+            Some(Owner::Builtin)
+        );
         assert_eq!(catalog.collisions.len(), 2, "{:?}", catalog.collisions);
         assert!(catalog.collisions[1].contains("tool \"echo\" from b is hidden"));
     }

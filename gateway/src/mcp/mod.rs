@@ -20,13 +20,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientRequest, CompleteRequestParams,
-    CompleteResult, CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-    LoggingMessageNotificationParam, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientRequest,
+    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
 };
-use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
+use rmcp::service::{
+    NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer,
+};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +68,9 @@ struct Inner {
 
 impl McpGateway {
     pub fn new(device: DeviceContext, upstreams: &[UpstreamConfig], health: Arc<Health>) -> Self {
+        // HTTP upstreams use rustls with the ring provider (it builds for x86_64 and aarch64
+        // without cmake). Installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let builtin = Listing {
             tools: builtin::tools(),
             prompts: builtin::prompts(),
@@ -104,7 +110,9 @@ impl McpGateway {
     pub fn start(&self) {
         let changed = Arc::new(Notify::new());
         for upstream in &self.inner.upstreams {
-            tokio::spawn(Arc::clone(upstream).supervise(Arc::clone(&changed), self.inner.shutdown.clone()));
+            tokio::spawn(
+                Arc::clone(upstream).supervise(Arc::clone(&changed), self.inner.shutdown.clone()),
+            );
             self.relay_logs(upstream);
         }
         let gateway = self.clone();
@@ -130,19 +138,37 @@ impl McpGateway {
     /// Rebuilds the merged catalog; returns whether its names changed.
     fn rebuild_catalog(&self) -> bool {
         let listings: Vec<Listing> = self.inner.upstreams.iter().map(|u| u.listing()).collect();
-        let sources: Vec<(&UpstreamConfig, &Listing)> =
-            self.inner.upstreams.iter().map(|u| &u.config).zip(listings.iter()).collect();
+        let sources: Vec<(&UpstreamConfig, &Listing)> = self
+            .inner
+            .upstreams
+            .iter()
+            .map(|u| &u.config)
+            .zip(listings.iter())
+            .collect();
         let catalog = Catalog::build(&self.inner.builtin, &sources);
         for collision in &catalog.collisions {
             warn!("{collision}");
         }
-        let mut current = self.inner.catalog.write().unwrap_or_else(|p| p.into_inner());
+        let mut current = self
+            .inner
+            .catalog
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
         let names = |c: &Catalog| {
             (
-                c.tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>(),
+                c.tools
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .collect::<Vec<_>>(),
                 c.prompts.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
-                c.resources.iter().map(|r| r.uri.clone()).collect::<Vec<_>>(),
-                c.templates.iter().map(|t| t.uri_template.clone()).collect::<Vec<_>>(),
+                c.resources
+                    .iter()
+                    .map(|r| r.uri.clone())
+                    .collect::<Vec<_>>(),
+                c.templates
+                    .iter()
+                    .map(|t| t.uri_template.clone())
+                    .collect::<Vec<_>>(),
             )
         };
         let changed = names(&current) != names(&catalog);
@@ -157,7 +183,11 @@ impl McpGateway {
             return;
         }
         let sessions: Vec<Peer<RoleServer>> = {
-            let mut sessions = self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            let mut sessions = self
+                .inner
+                .sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             sessions.retain(|peer| !peer.is_transport_closed());
             sessions.clone()
         };
@@ -175,7 +205,9 @@ impl McpGateway {
             .iter()
             .map(|u| match u.status() {
                 Status::Ready => format!("{} ready", u.config.name),
-                Status::Connecting { attempt, .. } => format!("{} reconnecting (attempt {attempt})", u.config.name),
+                Status::Connecting { attempt, .. } => {
+                    format!("{} reconnecting (attempt {attempt})", u.config.name)
+                }
             })
             .collect();
         let catalog = self.catalog();
@@ -184,7 +216,11 @@ impl McpGateway {
             catalog.tools.len(),
             catalog.prompts.len(),
             catalog.resources.len(),
-            if statuses.is_empty() { "none".to_owned() } else { statuses.join(", ") }
+            if statuses.is_empty() {
+                "none".to_owned()
+            } else {
+                statuses.join(", ")
+            }
         );
         // Serving goes on while an upstream reconnects: only its own calls fail meanwhile.
         self.inner.health.set("mcp", true, detail);
@@ -193,19 +229,35 @@ impl McpGateway {
     /// Upstream log messages go to the client whose call is in flight, at or above the level it
     /// asked for.
     fn relay_logs(&self, upstream: &Arc<Upstream>) {
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<LoggingMessageNotificationParam>();
-        *upstream.events.log.lock().unwrap_or_else(|p| p.into_inner()) = Some(sender);
+        let (sender, mut receiver) =
+            tokio::sync::mpsc::unbounded_channel::<LoggingMessageNotificationParam>();
+        *upstream
+            .events
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(sender);
         let gateway = self.clone();
         let upstream = Arc::clone(upstream);
         tokio::spawn(async move {
             while let Some(message) = receiver.recv().await {
-                let wanted = gateway.inner.log_level.lock().unwrap_or_else(|p| p.into_inner()).unwrap_or(LoggingLevel::Info);
+                let wanted = gateway
+                    .inner
+                    .log_level
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or(LoggingLevel::Info);
                 if severity(message.level) < severity(wanted) {
                     continue;
                 }
-                let peer = upstream.events.downstream.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let peer = upstream
+                    .events
+                    .downstream
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 if let Some(peer) = peer {
-                    #[allow(deprecated)] // notifications/message is how 2025-11-25 clients get logs.
+                    #[allow(deprecated)]
+                    // notifications/message is how 2025-11-25 clients get logs.
                     let _ = peer.notify_logging_message(message).await;
                 }
             }
@@ -224,7 +276,12 @@ impl McpGateway {
         if upstream.config.timeout_ms > 0 {
             return Duration::from_millis(upstream.config.timeout_ms);
         }
-        let config = self.inner.device.config.read().unwrap_or_else(|p| p.into_inner());
+        let config = self
+            .inner
+            .device
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         Duration::from_millis(config.gateway.request_timeout_ms)
     }
 
@@ -237,7 +294,11 @@ impl McpGateway {
         cx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, McpError> {
         let peer = upstream.peer()?;
-        *upstream.events.downstream.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.peer.clone());
+        *upstream
+            .events
+            .downstream
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(cx.peer.clone());
         let handle = peer
             .send_cancellable_request(request, PeerRequestOptions::no_options())
             .await
@@ -295,7 +356,12 @@ fn severity(level: LoggingLevel) -> u8 {
 }
 
 async fn cancel(peer: &Peer<RoleClient>, id: rmcp::model::RequestId, reason: &str) {
-    let _ = peer.notify_cancelled(CancelledNotificationParam::new(Some(id), Some(reason.to_owned()))).await;
+    let _ = peer
+        .notify_cancelled(CancelledNotificationParam::new(
+            Some(id),
+            Some(reason.to_owned()),
+        ))
+        .await;
 }
 
 fn upstream_error(name: &str, error: rmcp::ServiceError) -> McpError {
@@ -307,11 +373,17 @@ fn upstream_error(name: &str, error: rmcp::ServiceError) -> McpError {
 }
 
 fn unexpected(name: &str) -> McpError {
-    McpError::internal_error(format!("upstream \"{name}\" answered with an unexpected result type"), None)
+    McpError::internal_error(
+        format!("upstream \"{name}\" answered with an unexpected result type"),
+        None,
+    )
 }
 
 /// One page of `items` after `cursor` (a decimal offset this gateway handed out).
-fn page<T: Clone>(items: &[T], request: Option<&PaginatedRequestParams>) -> Result<(Vec<T>, Option<String>), McpError> {
+fn page<T: Clone>(
+    items: &[T],
+    request: Option<&PaginatedRequestParams>,
+) -> Result<(Vec<T>, Option<String>), McpError> {
     let start = match request.and_then(|r| r.cursor.as_deref()) {
         None => 0,
         Some(cursor) => cursor
@@ -350,7 +422,11 @@ impl ServerHandler for McpGateway {
     }
 
     async fn on_initialized(&self, cx: NotificationContext<RoleServer>) {
-        let mut sessions = self.inner.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sessions = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         sessions.retain(|peer| !peer.is_transport_closed());
         sessions.push(cx.peer);
     }
@@ -372,11 +448,13 @@ impl ServerHandler for McpGateway {
         cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let catalog = self.catalog();
-        let route = catalog.tool(&request.name).ok_or_else(|| not_found("tool", &request.name))?;
+        let route = catalog
+            .tool(&request.name)
+            .ok_or_else(|| not_found("tool", &request.name))?;
         let Some(upstream) = self.upstream(route.owner) else {
             let arguments = request.arguments.as_ref();
             let result = builtin::call_tool(&self.inner.device, &route.original, arguments)
-                .ok_or_else(|| not_found("tool", &request.name))??;
+                .ok_or_else(|| not_found("tool", &request.name))?;
             return Ok(result.into());
         };
         let mut params = request;
@@ -385,7 +463,9 @@ impl ServerHandler for McpGateway {
         let request = ClientRequest::CallToolRequest(Request::new(params));
         match self.forward(upstream, request, &cx).await? {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
-            ServerResult::InputRequiredResult(result) => Ok(CallToolResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(CallToolResponse::InputRequired(result))
+            }
             ServerResult::CreateTaskResult(result) => Ok(CallToolResponse::Task(result)),
             _ => Err(unexpected(&upstream.config.name)),
         }
@@ -408,10 +488,16 @@ impl ServerHandler for McpGateway {
         cx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let catalog = self.catalog();
-        let route = catalog.prompt(&request.name).ok_or_else(|| not_found("prompt", &request.name))?;
+        let route = catalog
+            .prompt(&request.name)
+            .ok_or_else(|| not_found("prompt", &request.name))?;
         let Some(upstream) = self.upstream(route.owner) else {
-            let prompt = builtin::get_prompt(&self.inner.device, &route.original, request.arguments.as_ref())
-                .ok_or_else(|| not_found("prompt", &request.name))?;
+            let prompt = builtin::get_prompt(
+                &self.inner.device,
+                &route.original,
+                request.arguments.as_ref(),
+            )
+            .ok_or_else(|| not_found("prompt", &request.name))?;
             return Ok(prompt.into());
         };
         let mut params = request;
@@ -420,7 +506,9 @@ impl ServerHandler for McpGateway {
         let request = ClientRequest::GetPromptRequest(Request::new(params));
         match self.forward(upstream, request, &cx).await? {
             ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
-            ServerResult::InputRequiredResult(result) => Ok(GetPromptResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(GetPromptResponse::InputRequired(result))
+            }
             _ => Err(unexpected(&upstream.config.name)),
         }
     }
@@ -458,9 +546,13 @@ impl ServerHandler for McpGateway {
                 Some(serde_json::json!({ "uri": request.uri })),
             )
         };
-        let owner = self.catalog().resource_owner(&request.uri).ok_or_else(resource_not_found)?;
+        let owner = self
+            .catalog()
+            .resource_owner(&request.uri)
+            .ok_or_else(resource_not_found)?;
         let Some(upstream) = self.upstream(owner) else {
-            let contents = builtin::read_resource(&self.inner.device, &request.uri).ok_or_else(resource_not_found)?;
+            let contents = builtin::read_resource(&self.inner.device, &request.uri)
+                .ok_or_else(resource_not_found)?;
             return Ok(ReadResourceResult::new(vec![contents]).into());
         };
         let mut params = request;
@@ -468,7 +560,9 @@ impl ServerHandler for McpGateway {
         let request = ClientRequest::ReadResourceRequest(Request::new(params));
         match self.forward(upstream, request, &cx).await? {
             ServerResult::ReadResourceResult(result) => Ok(ReadResourceResponse::Complete(result)),
-            ServerResult::InputRequiredResult(result) => Ok(ReadResourceResponse::InputRequired(result)),
+            ServerResult::InputRequiredResult(result) => {
+                Ok(ReadResourceResponse::InputRequired(result))
+            }
             _ => Err(unexpected(&upstream.config.name)),
         }
     }
@@ -481,10 +575,16 @@ impl ServerHandler for McpGateway {
         let catalog = self.catalog();
         let (owner, mut params) = match &request.r#ref {
             Reference::Prompt(prompt) => {
-                let route = catalog.prompt(&prompt.name).ok_or_else(|| not_found("prompt", &prompt.name))?;
+                let route = catalog
+                    .prompt(&prompt.name)
+                    .ok_or_else(|| not_found("prompt", &prompt.name))?;
                 if route.owner == Owner::Builtin {
-                    let info = builtin::complete_prompt_argument(&route.original, &request.argument.name, &request.argument.value)
-                        .unwrap_or_default();
+                    let info = builtin::complete_prompt_argument(
+                        &route.original,
+                        &request.argument.name,
+                        &request.argument.value,
+                    )
+                    .unwrap_or_default();
                     return Ok(CompleteResult::new(info));
                 }
                 let mut params = request.clone();
@@ -509,8 +609,16 @@ impl ServerHandler for McpGateway {
         }
     }
 
-    async fn set_level(&self, request: SetLevelRequestParams, _cx: RequestContext<RoleServer>) -> Result<(), McpError> {
-        *self.inner.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(request.level);
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        *self
+            .inner
+            .log_level
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(request.level);
         for upstream in &self.inner.upstreams {
             if let Ok(peer) = upstream.peer() {
                 #[allow(deprecated)] // logging/setLevel is how 2025-11-25 upstreams take a level.

@@ -28,7 +28,10 @@ impl std::fmt::Debug for HttpService {
 
 impl HttpService {
     /// Answers one HTTP request to `/mcp`.
-    pub async fn handle<B>(&self, request: http::Request<B>) -> http::Response<BoxBody<Bytes, Infallible>>
+    pub async fn handle<B>(
+        &self,
+        request: http::Request<B>,
+    ) -> http::Response<BoxBody<Bytes, Infallible>>
     where
         B: http_body::Body + Send + 'static,
         B::Error: std::fmt::Display,
@@ -54,12 +57,57 @@ pub fn http_service(gateway: &McpGateway, shutdown: CancellationToken) -> HttpSe
     ))
 }
 
+/// The JSON-RPC error for a POST body the MCP service must not see: not JSON at all (-32700,
+/// parse error), or a request whose params do not fit its method (-32602, invalid params; the
+/// SDK would take such a request for an unknown custom method).
+pub fn reject_malformed(body: &[u8]) -> Option<serde_json::Value> {
+    use rmcp::model::*;
+    let error = |id: serde_json::Value, code: i32, message: String| {
+        Some(
+            serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } }),
+        )
+    };
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(e) => return error(serde_json::Value::Null, -32700, format!("Parse error: {e}")),
+    };
+    let method = value.get("method").and_then(serde_json::Value::as_str)?;
+    let id = value.get("id").cloned()?;
+    let params = value
+        .get("params")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    fn fits<T: serde::de::DeserializeOwned>(
+        params: serde_json::Value,
+    ) -> Result<(), serde_json::Error> {
+        serde_json::from_value::<T>(params).map(drop)
+    }
+    let checked = match method {
+        "initialize" => fits::<InitializeRequestParams>(params),
+        "tools/call" => fits::<CallToolRequestParams>(params),
+        "prompts/get" => fits::<GetPromptRequestParams>(params),
+        "resources/read" => fits::<ReadResourceRequestParams>(params),
+        "completion/complete" => fits::<CompleteRequestParams>(params),
+        "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list" => {
+            fits::<Option<PaginatedRequestParams>>(params)
+        }
+        _ => Ok(()),
+    };
+    match checked {
+        Ok(()) => None,
+        Err(e) => error(id, -32602, format!("Invalid params for {method}: {e}")),
+    }
+}
+
 /// Serves MCP on stdin/stdout until the client closes stdin.
 pub async fn serve_stdio(gateway: McpGateway) -> Result<(), String> {
     let running = gateway
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| format!("MCP handshake on stdio failed: {e}"))?;
-    running.waiting().await.map_err(|e| format!("stdio session failed: {e}"))?;
+    running
+        .waiting()
+        .await
+        .map_err(|e| format!("stdio session failed: {e}"))?;
     Ok(())
 }

@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
-    ClientConfig, ClientResult, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams, ElicitResult,
-    ListRootsResult, LoggingMessageNotificationParam, ProgressNotificationParam, Request, ServerRequest,
+    ClientConfig, ClientResult, CreateMessageRequestParams, CreateMessageResult,
+    ElicitRequestParams, ElicitResult, ListRootsResult, LoggingMessageNotificationParam,
+    ProgressNotificationParam, Request, ServerRequest,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext, RoleClient, RoleServer, RunningService};
+use rmcp::service::{
+    NotificationContext, Peer, RequestContext, RoleClient, RoleServer, RunningService,
+};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
@@ -34,7 +37,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Connection state as `/health` and errors report it.
 #[derive(Debug, Clone)]
 pub enum Status {
-    Connecting { attempt: u32, last_error: Option<String> },
+    Connecting {
+        attempt: u32,
+        last_error: Option<String>,
+    },
     Ready,
 }
 
@@ -64,7 +70,8 @@ pub struct UpstreamEvents {
     /// elicitation and roots requests from the upstream are relayed to it.
     pub downstream: Arc<Mutex<Option<Peer<RoleServer>>>>,
     /// Log messages from the upstream, relayed to downstream clients.
-    pub log: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<LoggingMessageNotificationParam>>>>,
+    pub log:
+        Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<LoggingMessageNotificationParam>>>>,
 }
 
 impl Upstream {
@@ -72,7 +79,10 @@ impl Upstream {
         Arc::new(Self {
             config,
             state: RwLock::new(State {
-                status: Status::Connecting { attempt: 0, last_error: None },
+                status: Status::Connecting {
+                    attempt: 0,
+                    last_error: None,
+                },
                 peer: None,
                 listing: Listing::default(),
             }),
@@ -119,7 +129,11 @@ impl Upstream {
     /// Keeps the upstream connected until `shutdown` fires: connect, list, wait for the
     /// connection to end or a list to change, and reconnect with exponential backoff.
     /// `changed` is signalled whenever the listing or the status changes.
-    pub async fn supervise(self: Arc<Self>, changed: Arc<Notify>, shutdown: tokio_util::sync::CancellationToken) {
+    pub async fn supervise(
+        self: Arc<Self>,
+        changed: Arc<Notify>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -131,7 +145,10 @@ impl Upstream {
                 Ok(running) => running,
                 Err(e) => {
                     warn!(upstream = %self.config.name, attempt, error = %e, "upstream connection failed");
-                    self.write().status = Status::Connecting { attempt, last_error: Some(e) };
+                    self.write().status = Status::Connecting {
+                        attempt,
+                        last_error: Some(e),
+                    };
                     changed.notify_one();
                     let pause = backoff(attempt);
                     tokio::select! {
@@ -143,7 +160,10 @@ impl Upstream {
             let peer = running.peer().clone();
             if let Err(e) = self.refresh(&peer).await {
                 warn!(upstream = %self.config.name, error = %e, "listing the upstream failed; reconnecting");
-                self.write().status = Status::Connecting { attempt, last_error: Some(e) };
+                self.write().status = Status::Connecting {
+                    attempt,
+                    last_error: Some(e),
+                };
                 changed.notify_one();
                 tokio::time::sleep(backoff(attempt)).await;
                 continue;
@@ -179,7 +199,10 @@ impl Upstream {
             {
                 let mut state = self.write();
                 state.peer = None;
-                state.status = Status::Connecting { attempt: 1, last_error: Some("connection closed".into()) };
+                state.status = Status::Connecting {
+                    attempt: 1,
+                    last_error: Some("connection closed".into()),
+                };
             }
             changed.notify_one();
             tokio::select! {
@@ -190,7 +213,10 @@ impl Upstream {
     }
 
     async fn connect(&self) -> Result<RunningService<RoleClient, UpstreamClient>, String> {
-        let handler = UpstreamClient { name: self.config.name.clone(), events: self.events.clone() };
+        let handler = UpstreamClient {
+            name: self.config.name.clone(),
+            events: self.events.clone(),
+        };
         let running = match (&self.config.command, &self.config.url) {
             (Some(command), _) => {
                 let mut cmd = tokio::process::Command::new(command);
@@ -211,7 +237,10 @@ impl Upstream {
                         }
                     });
                 }
-                handler.serve(transport).await.map_err(|e| format!("MCP handshake failed: {e}"))?
+                handler
+                    .serve(transport)
+                    .await
+                    .map_err(|e| format!("MCP handshake failed: {e}"))?
             }
             (None, Some(url)) => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.clone());
@@ -228,28 +257,48 @@ impl Upstream {
                 }
                 let config = config.custom_headers(headers);
                 let transport = StreamableHttpClientTransport::from_config(config);
-                handler.serve(transport).await.map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
+                handler
+                    .serve(transport)
+                    .await
+                    .map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
             }
             (None, None) => return Err("neither command nor url is set".into()),
         };
-        running.peer().set_response_cache_config(rmcp::service::ClientCacheConfig::disabled()).await;
+        running
+            .peer()
+            .set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
+            .await;
         Ok(running)
     }
 
     async fn refresh(&self, peer: &Peer<RoleClient>) -> Result<(), String> {
-        let capabilities = peer.peer_info().map(|info| info.capabilities.clone()).unwrap_or_default();
+        let capabilities = peer
+            .peer_info()
+            .map(|info| info.capabilities.clone())
+            .unwrap_or_default();
         let mut listing = Listing::default();
         let describe = |what: &str, e: rmcp::ServiceError| format!("{what}: {e}");
         if capabilities.tools.is_some() {
-            listing.tools = peer.list_all_tools().await.map_err(|e| describe("tools/list", e))?;
+            listing.tools = peer
+                .list_all_tools()
+                .await
+                .map_err(|e| describe("tools/list", e))?;
         }
         if capabilities.prompts.is_some() {
-            listing.prompts = peer.list_all_prompts().await.map_err(|e| describe("prompts/list", e))?;
+            listing.prompts = peer
+                .list_all_prompts()
+                .await
+                .map_err(|e| describe("prompts/list", e))?;
         }
         if capabilities.resources.is_some() {
-            listing.resources = peer.list_all_resources().await.map_err(|e| describe("resources/list", e))?;
-            listing.templates =
-                peer.list_all_resource_templates().await.map_err(|e| describe("resources/templates/list", e))?;
+            listing.resources = peer
+                .list_all_resources()
+                .await
+                .map_err(|e| describe("resources/list", e))?;
+            listing.templates = peer
+                .list_all_resource_templates()
+                .await
+                .map_err(|e| describe("resources/templates/list", e))?;
         }
         self.write().listing = listing;
         Ok(())
@@ -257,7 +306,9 @@ impl Upstream {
 }
 
 fn backoff(attempt: u32) -> Duration {
-    BACKOFF_MIN.saturating_mul(1 << attempt.min(8)).min(BACKOFF_MAX)
+    BACKOFF_MIN
+        .saturating_mul(1 << attempt.min(8))
+        .min(BACKOFF_MAX)
 }
 
 /// The gateway's client side towards one upstream.
@@ -278,23 +329,36 @@ impl UpstreamClient {
             .clone()
             .filter(|peer| !peer.is_transport_closed())
             .ok_or_else(|| {
-                McpError::internal_error(format!("no client is connected to answer {what} for upstream {}", self.name), None)
+                McpError::internal_error(
+                    format!(
+                        "no client is connected to answer {what} for upstream {}",
+                        self.name
+                    ),
+                    None,
+                )
             })?;
         downstream.send_request(request).await.map_err(|e| match e {
             rmcp::ServiceError::McpError(error) => error,
-            other => McpError::internal_error(format!("relaying {what} to the client failed: {other}"), None),
+            other => McpError::internal_error(
+                format!("relaying {what} to the client failed: {other}"),
+                None,
+            ),
         })
     }
 }
 
 fn wrong_answer(what: &str) -> McpError {
-    McpError::internal_error(format!("the client answered {what} with an unexpected result"), None)
+    McpError::internal_error(
+        format!("the client answered {what} with an unexpected result"),
+        None,
+    )
 }
 
 impl ClientHandler for UpstreamClient {
     fn get_info(&self) -> ClientConfig {
         let mut info = ClientConfig::default();
-        info.client_info = rmcp::model::Implementation::new("mcp-edge-gateway", env!("CARGO_PKG_VERSION"));
+        info.client_info =
+            rmcp::model::Implementation::new("mcp-edge-gateway", env!("CARGO_PKG_VERSION"));
         info.capabilities = rmcp::model::ClientCapabilities::builder()
             .enable_sampling()
             .enable_elicitation()
@@ -320,25 +384,54 @@ impl ClientHandler for UpstreamClient {
         params: ElicitRequestParams,
         _cx: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
-        match self.relay("elicitation/create", ServerRequest::ElicitRequest(Request::new(params))).await? {
+        match self
+            .relay(
+                "elicitation/create",
+                ServerRequest::ElicitRequest(Request::new(params)),
+            )
+            .await?
+        {
             ClientResult::ElicitResult(result) => Ok(result),
             _ => Err(wrong_answer("elicitation/create")),
         }
     }
 
-    async fn list_roots(&self, _cx: RequestContext<RoleClient>) -> Result<ListRootsResult, McpError> {
-        match self.relay("roots/list", ServerRequest::ListRootsRequest(Default::default())).await? {
+    async fn list_roots(
+        &self,
+        _cx: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, McpError> {
+        match self
+            .relay(
+                "roots/list",
+                ServerRequest::ListRootsRequest(Default::default()),
+            )
+            .await?
+        {
             ClientResult::ListRootsResult(result) => Ok(result),
             _ => Err(wrong_answer("roots/list")),
         }
     }
 
-    async fn on_progress(&self, params: ProgressNotificationParam, _cx: NotificationContext<RoleClient>) {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
         self.events.progress.handle_notification(params).await;
     }
 
-    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _cx: NotificationContext<RoleClient>) {
-        if let Some(sender) = self.events.log.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        if let Some(sender) = self
+            .events
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             let _ = sender.send(params);
         }
     }

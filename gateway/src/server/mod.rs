@@ -146,7 +146,11 @@ impl Gateway {
             metrics: Arc::clone(&metrics),
         };
         let config = Arc::clone(&device.config);
-        let upstreams = config.read().unwrap_or_else(|p| p.into_inner()).upstreams.clone();
+        let upstreams = config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .upstreams
+            .clone();
         let mcp = McpGateway::new(device, &upstreams, Arc::clone(&health));
         let mcp_streams = CancellationToken::new();
         let mcp_http = mcp::transport::http_service(&mcp, mcp_streams.clone());
@@ -196,6 +200,7 @@ impl Gateway {
         let graceful = GracefulShutdown::new();
         let mut shutdown = shared.shutdown.subscribe();
 
+        shared.mcp.start();
         shared
             .health
             .set("http", true, format!("listening on {addr}"));

@@ -74,7 +74,7 @@ async fn respond(
         return e.into_response();
     }
     if route == Route::Mcp {
-        return mcp(shared, live, request).await;
+        return mcp(shared, live, request, deadline).await;
     }
     let (parts, body) = request.into_parts();
     // The body is read in full before routing, so every route gets the same size limit and the
@@ -84,16 +84,20 @@ async fn respond(
     match tokio::time::timeout_at(deadline, read).await {
         Ok(Ok(_body)) => route_request(shared, live, route, &parts.method),
         Ok(Err(e)) => e.into_response(),
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!(
-                "the request did not arrive within gateway.request_timeout_ms ({} ms)",
-                live.request_timeout.as_millis()
-            ),
-        )
-        .into_response(),
+        Err(_) => request_timeout(live),
     }
+}
+
+fn request_timeout(live: &LiveSettings) -> Response<Body> {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request did not arrive within gateway.request_timeout_ms ({} ms)",
+            live.request_timeout.as_millis()
+        ),
+    )
+    .into_response()
 }
 
 fn route_request(
@@ -124,19 +128,39 @@ fn route_request(
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             response
         }
-        (Route::Mcp, _) | (Route::Unknown, _) => not_found("no such route; the gateway serves /mcp, /health and /metrics"),
+        (Route::Mcp, _) | (Route::Unknown, _) => {
+            not_found("no such route; the gateway serves /mcp, /health and /metrics")
+        }
     }
 }
 
-/// `/mcp`: the body streams into the MCP service under the size limit, and its answer (JSON or
-/// an SSE stream) streams back. The deadline does not apply: SSE streams are long-lived by
-/// design, and each forwarded call has its own timeout.
-async fn mcp(shared: &Shared, live: &LiveSettings, request: Request<Incoming>) -> Response<Body> {
-    if let Some(error) = declared_too_large(request.headers(), live.max_body_bytes) {
-        return error.into_response();
+/// `/mcp`: the body is read under the size limit and the deadline, checked to be JSON (else
+/// the JSON-RPC parse error, -32700, or invalid params, -32602), and handed to the MCP service, whose answer (JSON or an
+/// SSE stream) streams back. Only reading the body is bounded by the deadline: SSE streams are
+/// long-lived by design, and each forwarded call has its own timeout.
+async fn mcp(
+    shared: &Shared,
+    live: &LiveSettings,
+    request: Request<Incoming>,
+    deadline: tokio::time::Instant,
+) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let body = match tokio::time::timeout_at(
+        deadline,
+        read_body(body, &parts.headers, live.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => return request_timeout(live),
+    };
+    if parts.method == Method::POST {
+        if let Some(error) = crate::mcp::transport::reject_malformed(&body) {
+            return json_response(StatusCode::BAD_REQUEST, &error);
+        }
     }
-    let limit = usize::try_from(live.max_body_bytes).unwrap_or(usize::MAX);
-    let request = request.map(|body| Limited::new(body, limit));
+    let request = Request::from_parts(parts, http_body_util::Full::new(body));
     shared.mcp_http.handle(request).await
 }
 
@@ -187,7 +211,12 @@ fn too_large(max: u64) -> ApiError {
 
 /// 413 when `Content-Length` already says the body is over the limit.
 fn declared_too_large(headers: &http::HeaderMap, max: u64) -> Option<ApiError> {
-    let declared = headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse::<u64>()
+        .ok()?;
     (declared > max).then(|| too_large(max))
 }
 

@@ -60,7 +60,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        command.env("MCP_EDGE_LOG", "info");
+        command.env_remove("MCP_EDGE_LOG");
         let mut child = command.spawn().expect("start mcp-gateway");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().unwrap();
@@ -255,4 +255,53 @@ pub fn metric(text: &str, prefix: &str) -> Option<f64> {
 
 pub fn write_file(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
+}
+
+/// Paths of the Python and Node test tools that `scripts/test.sh` installs.
+pub struct TestTools {
+    pub python: PathBuf,
+    pub node: PathBuf,
+    pub node_modules: PathBuf,
+}
+
+/// Reads `.cache/test-tools/env`; fails the test with what to run when the tools are missing.
+pub fn test_tools() -> TestTools {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let env_file = root.join(".cache/test-tools/env");
+    let text = std::fs::read_to_string(&env_file).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing: the MCP test tools (Python SDK, Node 24, conformance suite, everything \
+             server) are not installed. Run `bash scripts/test.sh`, which installs them.",
+            env_file.display()
+        )
+    });
+    let get = |key: &str| -> PathBuf {
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} missing from {}", env_file.display()));
+        let path = PathBuf::from(value);
+        assert!(
+            path.exists(),
+            "{} (from {}) does not exist; run `bash scripts/test.sh`",
+            path.display(),
+            env_file.display()
+        );
+        path
+    };
+    TestTools {
+        python: get("PYTHON"),
+        node: get("NODE"),
+        node_modules: get("NODE_MODULES"),
+    }
+}
+
+/// The Raspberry Pi 4 fixture tree the device tools read in tests.
+pub fn fixture_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysroot-rpi4")
+}
+
+/// A `[device]` section pointing at the fixture tree.
+pub fn fixture_device_section() -> String {
+    format!("[device]\nsystem_root = \"{}\"\n", fixture_root().display())
 }

@@ -1,0 +1,391 @@
+//! MCP through the gateway with real clients and servers: the official Python SDK as client,
+//! the reference everything server and a second MCP server as federated upstreams, the Rust SDK
+//! (rmcp) as client where the test must act between calls, and raw HTTP for malformed input.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{fixture_device_section, test_tools, Daemon, BIN};
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{json, Value};
+
+fn python_client(args: &[&str]) -> Value {
+    let tools = test_tools();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sdk_client.py");
+    let output = Command::new(&tools.python)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "sdk_client.py failed:\n{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
+fn assert_device_answers(seen: &Value) {
+    assert_eq!(
+        seen["tools"],
+        json!(["device_info", "device_sensors", "network_links"]),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["device_info"]["model"],
+        "Raspberry Pi 4 Model B Rev 1.4"
+    );
+    assert_eq!(seen["device_info"]["hostname"], "edge-pi-07");
+    assert_eq!(seen["device_info_is_error"], false);
+    assert_eq!(seen["thermal"]["thermal_zones"][0]["celsius"], 48.312);
+    assert!(
+        seen["thermal"].get("hwmon").is_none(),
+        "source=thermal returns thermal zones only"
+    );
+    assert_eq!(seen["bad_arguments_is_error"], true);
+    assert!(seen["bad_arguments_text"]
+        .as_str()
+        .unwrap()
+        .contains("source must be one of"));
+    assert_eq!(seen["resource_mime"], "application/json");
+    assert_eq!(seen["resource"]["kernel"], "6.6.51+rpt-rpi-v8");
+    assert_eq!(seen["prompts"], json!(["diagnose_device"]));
+    let prompt = seen["prompt_text"].as_str().unwrap();
+    assert!(
+        prompt.contains("Reported symptom: overheating") && prompt.contains("cpu-thermal"),
+        "{prompt}"
+    );
+}
+
+#[test]
+fn python_sdk_uses_device_tools_on_both_protocol_revisions() {
+    let daemon = Daemon::start(&fixture_device_section());
+    let url = format!("http://{}/mcp", daemon.addr);
+    for (mode, expected) in [("legacy", "2025-11-25"), ("2026-07-28", "2026-07-28")] {
+        let seen = python_client(&[&url, "--mode", mode]);
+        assert_eq!(seen["protocol_version"], expected);
+        assert_device_answers(&seen);
+    }
+}
+
+#[test]
+fn python_sdk_uses_device_tools_over_stdio() {
+    let (_dir, config) = common::config_file(&fixture_device_section());
+    let seen = python_client(&["--stdio", BIN, "--config", config.to_str().unwrap()]);
+    assert_device_answers(&seen);
+}
+
+async fn connect(daemon: &Daemon) -> RunningService<RoleClient, ()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let transport = StreamableHttpClientTransport::from_uri(format!("http://{}/mcp", daemon.addr));
+    ().serve(transport).await.unwrap()
+}
+
+fn arguments(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+/// The everything server's pid among the gateway's children.
+fn everything_pid(gateway: u32) -> Option<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{gateway}/task")).ok()?;
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|pid| pid.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("server-everything"))
+        })
+}
+
+#[test]
+fn federates_upstreams_with_prefixes_and_survives_an_upstream_crash() {
+    let tools = test_tools();
+    let everything = tools
+        .node_modules
+        .join("@modelcontextprotocol/server-everything/dist/index.js");
+    let (_second_dir, second_config) = common::config_file(&fixture_device_section());
+    let config = format!(
+        "{device}\n[[upstreams]]\nname = \"everything\"\nprefix = \"ev\"\ncommand = \"{node}\"\nargs = [\"{everything}\", \"stdio\"]\n\n\
+         [[upstreams]]\nname = \"second\"\nprefix = \"pi\"\ncommand = \"{bin}\"\nargs = [\"stdio\", \"--config\", \"{second}\"]\n",
+        device = fixture_device_section(),
+        node = tools.node.display(),
+        everything = everything.display(),
+        bin = BIN,
+        second = second_config.display(),
+    );
+    let mut daemon = Daemon::start(&config);
+    daemon.wait_for_log("upstream=everything", Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = connect(&daemon).await;
+        // Both upstreams connect in the background: wait until the catalog holds both.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let names = loop {
+            let names: Vec<String> = client
+                .list_all_tools()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.name.into())
+                .collect();
+            if names.iter().any(|n| n == "ev_echo") && names.iter().any(|n| n == "pi_device_info") {
+                break names;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "upstreams never appeared: {names:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(names.contains(&"device_info".to_owned()), "{names:?}");
+        assert!(
+            !names.contains(&"echo".to_owned()),
+            "prefixed names only: {names:?}"
+        );
+
+        let echoed = client
+            .call_tool(
+                CallToolRequestParams::new("ev_echo")
+                    .with_arguments(arguments(json!({"message": "hello edge"}))),
+            )
+            .await
+            .unwrap();
+        assert!(
+            format!("{:?}", echoed.content).contains("hello edge"),
+            "{echoed:?}"
+        );
+        let info = client
+            .call_tool(CallToolRequestParams::new("pi_device_info"))
+            .await
+            .unwrap();
+        assert_eq!(
+            info.structured_content.unwrap()["model"],
+            "Raspberry Pi 4 Model B Rev 1.4"
+        );
+
+        // Resources and prompts route through federation too.
+        let resources = client.list_all_resources().await.unwrap();
+        assert!(resources.iter().any(|r| r.uri == "device://info"));
+        let prompts: Vec<String> = client
+            .list_all_prompts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert!(
+            prompts.contains(&"pi_diagnose_device".to_owned()),
+            "{prompts:?}"
+        );
+        let prompt = client
+            .get_prompt(rmcp::model::GetPromptRequestParams::new(
+                "pi_diagnose_device",
+            ))
+            .await
+            .unwrap();
+        assert!(format!("{prompt:?}").contains("edge-pi-07"));
+
+        // Kill the everything server: calls to it fail clearly, the rest keeps working, and
+        // the same client session sees it come back.
+        let pid = everything_pid(daemon.child.id()).expect("everything server process");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut saw_failure = false;
+        loop {
+            let call = client
+                .call_tool(
+                    CallToolRequestParams::new("ev_echo")
+                        .with_arguments(arguments(json!({"message": "again"}))),
+                )
+                .await;
+            match call {
+                Ok(result) if format!("{:?}", result.content).contains("again") && saw_failure => {
+                    break
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let message = e.to_string();
+                    assert!(
+                        message.contains("upstream \"everything\""),
+                        "unclear error: {message}"
+                    );
+                    saw_failure = true;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the everything server never came back"
+            );
+            let info = client
+                .call_tool(CallToolRequestParams::new("device_info"))
+                .await;
+            assert!(
+                info.is_ok(),
+                "built-in tools keep working while an upstream is down"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let new_pid = everything_pid(daemon.child.id()).unwrap();
+        assert_ne!(new_pid, pid);
+        client.cancel().await.unwrap();
+    });
+    daemon.wait_for_log(
+        "upstream connection closed; reconnecting",
+        Duration::from_secs(1),
+    );
+}
+
+/// Raw JSON-RPC POST to `/mcp`; returns the response and the JSON-RPC message it carried.
+fn post(daemon: &Daemon, headers: &str, body: &str) -> (common::Response, Value) {
+    let raw = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = daemon.connect();
+    std::io::Write::write_all(&mut stream, raw.as_bytes()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    // JSON, or SSE `data:` lines (possibly chunked): take the first JSON object in the body.
+    let message = payload
+        .lines()
+        .map(|l| l.strip_prefix("data:").unwrap_or(l).trim())
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(Value::is_object)
+        })
+        .unwrap_or(Value::Null);
+    (
+        common::Response {
+            status,
+            headers,
+            body: payload.to_owned(),
+        },
+        message,
+    )
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+#[test]
+fn bad_input_gets_the_spec_answer_and_the_gateway_keeps_serving() {
+    let daemon = Daemon::start("[gateway]\nmax_body_bytes = 4096\n");
+    let (response, _) = post(&daemon, "", INITIALIZE);
+    assert_eq!(response.status, 200);
+    let session = response.header("mcp-session-id").unwrap().to_owned();
+    let in_session = format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
+    post(
+        &daemon,
+        &in_session,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+
+    let (_, message) = post(
+        &daemon,
+        &in_session,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list""#,
+    );
+    assert_eq!(
+        message["error"]["code"], -32700,
+        "malformed JSON: {message}"
+    );
+
+    let (_, message) = post(
+        &daemon,
+        &in_session,
+        r#"{"jsonrpc":"2.0","id":3,"method":"no/such/method"}"#,
+    );
+    assert_eq!(
+        message["error"]["code"], -32601,
+        "unknown method: {message}"
+    );
+
+    let (_, message) = post(
+        &daemon,
+        &in_session,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":42}}"#,
+    );
+    assert_eq!(
+        message["error"]["code"], -32602,
+        "invalid params: {message}"
+    );
+
+    let (_, message) = post(
+        &daemon,
+        &in_session,
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"no_such_tool"}}"#,
+    );
+    assert_eq!(message["error"]["code"], -32602, "unknown tool: {message}");
+
+    let wrong_version =
+        format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 1999-01-01\r\n");
+    let (response, _) = post(
+        &daemon,
+        &wrong_version,
+        r#"{"jsonrpc":"2.0","id":6,"method":"tools/list"}"#,
+    );
+    assert_eq!(
+        response.status, 400,
+        "unsupported protocol version: {}",
+        response.body
+    );
+
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{{"pad":"{}"}}}}"#,
+        "x".repeat(5000)
+    );
+    let (response, _) = post(&daemon, &in_session, &big);
+    assert_eq!(response.status, 413);
+
+    let (response, _) = post(&daemon, "Origin: http://attacker.example\r\n", INITIALIZE);
+    assert_eq!(response.status, 403);
+
+    let unknown = "Mcp-Session-Id: 00000000-0000-0000-0000-000000000000\r\nMCP-Protocol-Version: 2025-11-25\r\n";
+    let (response, _) = post(
+        &daemon,
+        unknown,
+        r#"{"jsonrpc":"2.0","id":8,"method":"tools/list"}"#,
+    );
+    assert_eq!(response.status, 404, "unknown session");
+
+    // Still serving, in the same session.
+    let (response, message) = post(
+        &daemon,
+        &in_session,
+        r#"{"jsonrpc":"2.0","id":9,"method":"tools/list"}"#,
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        message["result"]["tools"][0]["name"], "device_info",
+        "{message}"
+    );
+    assert_eq!(daemon.get("/health").status, 200);
+}
