@@ -23,9 +23,10 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientRequest,
     CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+    ListResourcesResult, ListToolsResult, LoggingLevel, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Request,
+    ResultType, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, UnsubscribeRequestParams,
 };
 use rmcp::service::{
     NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer,
@@ -39,7 +40,7 @@ use crate::config::UpstreamConfig;
 use crate::health::Health;
 use builtin::DeviceContext;
 use catalog::{Catalog, Listing, Owner};
-use upstream::{Status, Upstream};
+use upstream::{Relayed, Status, Upstream};
 
 /// Items per page of `tools/list`, `prompts/list`, `resources/list` and
 /// `resources/templates/list`; a longer list continues behind `nextCursor`.
@@ -62,6 +63,8 @@ struct Inner {
     health: Arc<Health>,
     /// Sessions of clients on the 2025-11-25 protocol, told when the catalog changes.
     sessions: Mutex<Vec<Peer<RoleServer>>>,
+    /// Resource URI → sessions subscribed to it (2025-11-25 `resources/subscribe`).
+    subscriptions: Mutex<std::collections::HashMap<String, Vec<Peer<RoleServer>>>>,
     log_level: Mutex<Option<LoggingLevel>>,
     shutdown: CancellationToken,
 }
@@ -86,6 +89,7 @@ impl McpGateway {
                 catalog: RwLock::default(),
                 health,
                 sessions: Mutex::default(),
+                subscriptions: Mutex::default(),
                 log_level: Mutex::default(),
                 shutdown: CancellationToken::new(),
             }),
@@ -113,7 +117,7 @@ impl McpGateway {
             tokio::spawn(
                 Arc::clone(upstream).supervise(Arc::clone(&changed), self.inner.shutdown.clone()),
             );
-            self.relay_logs(upstream);
+            self.relay_notifications(upstream);
         }
         let gateway = self.clone();
         tokio::spawn(async move {
@@ -226,42 +230,83 @@ impl McpGateway {
         self.inner.health.set("mcp", true, detail);
     }
 
-    /// Upstream log messages go to the client whose call is in flight, at or above the level it
-    /// asked for.
-    fn relay_logs(&self, upstream: &Arc<Upstream>) {
-        let (sender, mut receiver) =
-            tokio::sync::mpsc::unbounded_channel::<LoggingMessageNotificationParam>();
+    /// Passes an upstream's notifications on: log messages to the client whose call is in
+    /// flight (at or above the level it asked for), resource updates to the clients subscribed
+    /// to that resource.
+    fn relay_notifications(&self, upstream: &Arc<Upstream>) {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Relayed>();
         *upstream
             .events
-            .log
+            .relay
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(sender);
         let gateway = self.clone();
         let upstream = Arc::clone(upstream);
         tokio::spawn(async move {
             while let Some(message) = receiver.recv().await {
-                let wanted = gateway
-                    .inner
-                    .log_level
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .unwrap_or(LoggingLevel::Info);
-                if severity(message.level) < severity(wanted) {
-                    continue;
-                }
-                let peer = upstream
-                    .events
-                    .downstream
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                if let Some(peer) = peer {
-                    #[allow(deprecated)]
-                    // notifications/message is how 2025-11-25 clients get logs.
-                    let _ = peer.notify_logging_message(message).await;
+                match message {
+                    Relayed::Log(message) => {
+                        let wanted = *gateway
+                            .inner
+                            .log_level
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        if severity(message.level) < severity(wanted.unwrap_or(LoggingLevel::Info))
+                        {
+                            continue;
+                        }
+                        let peer = upstream
+                            .events
+                            .downstream
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clone();
+                        if let Some(peer) = peer {
+                            let _ = peer.notify_logging_message(message).await;
+                        }
+                    }
+                    Relayed::ResourceUpdated(update) => {
+                        for peer in gateway.subscribers(&update.uri) {
+                            let _ = peer.notify_resource_updated(update.clone()).await;
+                        }
+                    }
                 }
             }
         });
+    }
+
+    /// Open sessions subscribed to `uri`.
+    fn subscribers(&self, uri: &str) -> Vec<Peer<RoleServer>> {
+        let mut subscriptions = self
+            .inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let peers = subscriptions.entry(uri.to_owned()).or_default();
+        peers.retain(|peer| !peer.is_transport_closed());
+        peers.clone()
+    }
+
+    /// Forwards a subscribe or unsubscribe for `uri` to its owner.
+    async fn forward_subscription(
+        &self,
+        uri: &str,
+        request: ClientRequest,
+        cx: &RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let owner = self.catalog().resource_owner(uri).ok_or_else(|| {
+            McpError::invalid_params(
+                format!("Resource {uri} not found"),
+                Some(serde_json::json!({ "uri": uri })),
+            )
+        })?;
+        let Some(upstream) = self.upstream(owner) else {
+            return Err(McpError::invalid_params(
+                format!("{uri} is a built-in resource: it changes continuously and is read on demand, not subscribed to"),
+                None,
+            ));
+        };
+        self.forward(upstream, request, cx).await.map(drop)
     }
 
     fn upstream(&self, owner: Owner) -> Option<&Arc<Upstream>> {
@@ -303,7 +348,6 @@ impl McpGateway {
             .send_cancellable_request(request, PeerRequestOptions::no_options())
             .await
             .map_err(|e| upstream_error(&upstream.config.name, e))?;
-        let upstream_id = handle.id.clone();
         let relay = cx.meta.get_progress_token().map(|downstream_token| {
             let events = upstream.events.clone();
             let upstream_token = handle.progress_token.clone();
@@ -318,27 +362,56 @@ impl McpGateway {
             })
         });
         let timeout = self.call_timeout(upstream);
-        let outcome = tokio::select! {
-            answer = tokio::time::timeout(timeout, handle.await_response()) => match answer {
-                Ok(result) => result.map_err(|e| upstream_error(&upstream.config.name, e)),
-                Err(_) => {
-                    cancel(&peer, upstream_id, "timed out at the gateway").await;
-                    Err(McpError::internal_error(
-                        format!("upstream \"{}\" did not answer within {} ms", upstream.config.name, timeout.as_millis()),
-                        None,
-                    ))
-                }
-            },
-            _ = cx.ct.cancelled() => {
-                cancel(&peer, upstream_id, "cancelled by the client").await;
-                Err(McpError::internal_error("the request was cancelled", None))
-            }
-        };
+        let outcome = self
+            .await_answer(upstream, &peer, handle, timeout, cx)
+            .await;
         if let Some(relay) = relay {
             relay.abort();
         }
-        outcome
+        outcome.map(mark_complete)
     }
+
+    async fn await_answer(
+        &self,
+        upstream: &Upstream,
+        peer: &Peer<RoleClient>,
+        handle: rmcp::service::RequestHandle<RoleClient>,
+        timeout: Duration,
+        cx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, McpError> {
+        let upstream_id = handle.id.clone();
+        tokio::select! {
+                    answer = tokio::time::timeout(timeout, handle.await_response()) => match answer {
+                        Ok(result) => result.map_err(|e| upstream_error(&upstream.config.name, e)),
+                        Err(_) => {
+                            cancel(peer, upstream_id, "timed out at the gateway").await;
+                            Err(McpError::internal_error(
+                                format!("upstream \"{}\" did not answer within {} ms", upstream.config.name, timeout.as_millis()),
+                                None,
+                            ))
+                        }
+                    },
+        _ = cx.ct.cancelled() => {
+                        cancel(peer, upstream_id, "cancelled by the client").await;
+                        Err(McpError::internal_error("the request was cancelled", None))
+                    }
+                }
+    }
+}
+
+/// Results from an upstream on 2025-11-25 carry no `resultType`; 2026-07-28 clients require it.
+/// A forwarded answer is complete unless the upstream said otherwise (the SDK drops the field
+/// again for older clients).
+fn mark_complete(mut result: ServerResult) -> ServerResult {
+    let result_type = match &mut result {
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        _ => return result,
+    };
+    result_type.get_or_insert(ResultType::COMPLETE);
+    result
 }
 
 /// RFC 5424 order, least severe first.
@@ -410,6 +483,7 @@ impl ServerHandler for McpGateway {
             .enable_prompts_list_changed()
             .enable_resources()
             .enable_resources_list_changed()
+            .enable_resources_subscribe()
             .enable_completions()
             .enable_logging()
             .build();
@@ -607,6 +681,52 @@ impl ServerHandler for McpGateway {
             ServerResult::CompleteResult(result) => Ok(result),
             _ => Err(unexpected(&upstream.config.name)),
         }
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let uri = request.uri.clone();
+        self.forward_subscription(
+            &uri,
+            ClientRequest::SubscribeRequest(Request::new(request)),
+            &cx,
+        )
+        .await?;
+        let mut subscriptions = self
+            .inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        subscriptions.entry(uri).or_default().push(cx.peer);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let uri = request.uri.clone();
+        self.forward_subscription(
+            &uri,
+            ClientRequest::UnsubscribeRequest(Request::new(request)),
+            &cx,
+        )
+        .await?;
+        let mut subscriptions = self
+            .inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(peers) = subscriptions.get_mut(&uri) {
+            // Sessions have no identity to compare: drop the closed ones and one open one.
+            peers.retain(|peer| !peer.is_transport_closed());
+            peers.pop();
+        }
+        Ok(())
     }
 
     async fn set_level(

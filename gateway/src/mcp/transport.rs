@@ -83,7 +83,6 @@ pub fn reject_malformed(body: &[u8]) -> Option<serde_json::Value> {
         serde_json::from_value::<T>(params).map(drop)
     }
     let checked = match method {
-        "initialize" => fits::<InitializeRequestParams>(params),
         "tools/call" => fits::<CallToolRequestParams>(params),
         "prompts/get" => fits::<GetPromptRequestParams>(params),
         "resources/read" => fits::<ReadResourceRequestParams>(params),

@@ -15,7 +15,7 @@ use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
     ClientConfig, ClientResult, CreateMessageRequestParams, CreateMessageResult,
     ElicitRequestParams, ElicitResult, ListRootsResult, LoggingMessageNotificationParam,
-    ProgressNotificationParam, Request, ServerRequest,
+    ProgressNotificationParam, Request, ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::service::{
     NotificationContext, Peer, RequestContext, RoleClient, RoleServer, RunningService,
@@ -69,9 +69,15 @@ pub struct UpstreamEvents {
     /// The downstream client whose call to this upstream is in flight most recently: sampling,
     /// elicitation and roots requests from the upstream are relayed to it.
     pub downstream: Arc<Mutex<Option<Peer<RoleServer>>>>,
-    /// Log messages from the upstream, relayed to downstream clients.
-    pub log:
-        Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<LoggingMessageNotificationParam>>>>,
+    /// Notifications from the upstream that go on to downstream clients.
+    pub relay: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Relayed>>>>,
+}
+
+/// A notification from an upstream that the gateway passes on to its clients.
+#[derive(Debug)]
+pub enum Relayed {
+    Log(LoggingMessageNotificationParam),
+    ResourceUpdated(ResourceUpdatedNotificationParam),
 }
 
 impl Upstream {
@@ -347,6 +353,20 @@ impl UpstreamClient {
     }
 }
 
+impl UpstreamClient {
+    fn pass_on(&self, message: Relayed) {
+        if let Some(sender) = self
+            .events
+            .relay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            let _ = sender.send(message);
+        }
+    }
+}
+
 fn wrong_answer(what: &str) -> McpError {
     McpError::internal_error(
         format!("the client answered {what} with an unexpected result"),
@@ -425,15 +445,15 @@ impl ClientHandler for UpstreamClient {
         params: LoggingMessageNotificationParam,
         _cx: NotificationContext<RoleClient>,
     ) {
-        if let Some(sender) = self
-            .events
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            let _ = sender.send(params);
-        }
+        self.pass_on(Relayed::Log(params));
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _cx: NotificationContext<RoleClient>,
+    ) {
+        self.pass_on(Relayed::ResourceUpdated(params));
     }
 
     async fn on_tool_list_changed(&self, _cx: NotificationContext<RoleClient>) {
