@@ -16,4 +16,6 @@ step "cargo clippy (warnings are errors)"
 cargo clippy --locked --all-targets -- -D warnings
 
 step "cargo test"
+# The conformance test runs the fixture upstream from the workspace's target directory.
+cargo build --locked -p mcp-edge-conformance-upstream
 cargo test --locked --workspace
