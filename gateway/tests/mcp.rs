@@ -389,3 +389,91 @@ fn bad_input_gets_the_spec_answer_and_the_gateway_keeps_serving() {
     );
     assert_eq!(daemon.get("/health").status, 200);
 }
+
+/// Records `tools/list_changed` notifications.
+#[derive(Clone, Default)]
+struct ListWatcher {
+    changed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl rmcp::ClientHandler for ListWatcher {
+    async fn on_tool_list_changed(&self, _cx: rmcp::service::NotificationContext<RoleClient>) {
+        self.changed.notify_one();
+    }
+}
+
+#[test]
+fn clients_hear_when_an_upstream_joins_the_catalog() {
+    let fixture = std::path::Path::new(BIN).with_file_name("conformance-upstream");
+    assert!(
+        fixture.exists(),
+        "build it with `cargo build -p mcp-edge-conformance-upstream` (scripts/test.sh does)"
+    );
+    // The upstream takes two seconds to start, so the client is connected before it joins.
+    let config = format!(
+        "[[upstreams]]\nname = \"late\"\nprefix = \"late\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"sleep 2; exec {}\"]\n",
+        fixture.display()
+    );
+    let daemon = Daemon::start(&config);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let watcher = ListWatcher::default();
+        let transport =
+            StreamableHttpClientTransport::from_uri(format!("http://{}/mcp", daemon.addr));
+        let client = watcher.clone().serve(transport).await.unwrap();
+        let before = client.list_all_tools().await.unwrap();
+        assert!(
+            !before.iter().any(|t| t.name.starts_with("late_")),
+            "joined too early for this test"
+        );
+        tokio::time::timeout(Duration::from_secs(20), watcher.changed.notified())
+            .await
+            .expect("no tools/list_changed after the upstream joined");
+        let after = client.list_all_tools().await.unwrap();
+        assert!(
+            after.iter().any(|t| t.name == "late_test_simple_text"),
+            "{after:?}"
+        );
+        client.cancel().await.unwrap();
+    });
+}
+
+#[test]
+fn a_slow_upstream_call_times_out_with_a_clear_error() {
+    let tools = test_tools();
+    let everything = tools
+        .node_modules
+        .join("@modelcontextprotocol/server-everything/dist/index.js");
+    let config = format!(
+        "[[upstreams]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"{}\", \"stdio\"]\ntimeout_ms = 500\n",
+        tools.node.display(),
+        everything.display()
+    );
+    let mut daemon = Daemon::start(&config);
+    daemon.wait_for_log("upstream ready", Duration::from_secs(30));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = connect(&daemon).await;
+        let started = Instant::now();
+        let call = CallToolRequestParams::new("trigger-long-running-operation")
+            .with_arguments(arguments(json!({"duration": 10, "steps": 5})));
+        let error = client.call_tool(call).await.unwrap_err().to_string();
+        assert!(error.contains("did not answer within 500 ms"), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // The upstream is still usable afterwards.
+        let echoed = client
+            .call_tool(
+                CallToolRequestParams::new("echo")
+                    .with_arguments(arguments(json!({"message": "after"}))),
+            )
+            .await
+            .unwrap();
+        assert!(format!("{:?}", echoed.content).contains("after"));
+        client.cancel().await.unwrap();
+    });
+}

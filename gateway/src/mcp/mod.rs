@@ -112,6 +112,7 @@ impl McpGateway {
     /// Starts one supervisor per upstream and the task that rebuilds the catalog when any of
     /// them changes. Call once, inside the runtime.
     pub fn start(&self) {
+        self.report_health();
         let changed = Arc::new(Notify::new());
         for upstream in &self.inner.upstreams {
             tokio::spawn(
