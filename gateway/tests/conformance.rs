@@ -1,8 +1,8 @@
 //! The official MCP conformance suite (`@modelcontextprotocol/conformance`, pinned in
 //! `tests/node/package.json`) against the gateway, for both protocol revisions, with
 //! `tests/conformance-upstream` as the only upstream and no prefix: what is scored is what the
-//! gateway serves and forwards. Scored scenarios the gateway does not pass yet are listed, each
-//! with its reason, in `tests/conformance/expected-failures-<revision>.yaml`.
+//! gateway serves and forwards. A scored scenario the gateway could not pass would be listed,
+//! with its reason, in `tests/conformance/expected-failures-<revision>.yaml` (none is today).
 
 #![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
 

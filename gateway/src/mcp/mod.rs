@@ -22,14 +22,17 @@ use std::time::Duration;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientRequest,
     CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, LoggingLevel, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Request,
-    ResultType, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    GetPromptResponse, Implementation, InputRequiredResult, InputResponses, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Reference, Request, RequestMetaObject, ResultType, ServerCapabilities, ServerConfig,
+    ServerRequest, ServerResult, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
+use rmcp::model::{ServerNotification, SubscriptionFilter};
 use rmcp::service::{
     NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer,
+    SubscriptionContext, SubscriptionSendError, SubscriptionSink,
 };
 use rmcp::{ErrorData as McpError, ServerHandler};
 use tokio::sync::Notify;
@@ -40,7 +43,7 @@ use crate::config::UpstreamConfig;
 use crate::health::Health;
 use builtin::DeviceContext;
 use catalog::{Catalog, Listing, Owner};
-use upstream::{Relayed, Status, Upstream};
+use upstream::{Downstream, Relayed, Status, Upstream};
 
 /// Items per page of `tools/list`, `prompts/list`, `resources/list` and
 /// `resources/templates/list`; a longer list continues behind `nextCursor`.
@@ -63,6 +66,8 @@ struct Inner {
     health: Arc<Health>,
     /// Sessions of clients on the 2025-11-25 protocol, told when the catalog changes.
     sessions: Mutex<Vec<Peer<RoleServer>>>,
+    /// Open `subscriptions/listen` streams of 2026-07-28 clients.
+    listeners: Mutex<Vec<SubscriptionSink>>,
     /// Resource URI → sessions subscribed to it (2025-11-25 `resources/subscribe`).
     subscriptions: Mutex<std::collections::HashMap<String, Vec<Peer<RoleServer>>>>,
     log_level: Mutex<Option<LoggingLevel>>,
@@ -90,6 +95,7 @@ impl McpGateway {
                 health,
                 sessions: Mutex::default(),
                 subscriptions: Mutex::default(),
+                listeners: Mutex::default(),
                 log_level: Mutex::default(),
                 shutdown: CancellationToken::new(),
             }),
@@ -201,6 +207,41 @@ impl McpGateway {
             let _ = peer.notify_prompt_list_changed().await;
             let _ = peer.notify_resource_list_changed().await;
         }
+        self.notify_listeners(&[
+            ServerNotification::ToolListChangedNotification(Default::default()),
+            ServerNotification::PromptListChangedNotification(Default::default()),
+            ServerNotification::ResourceListChangedNotification(Default::default()),
+        ])
+        .await;
+    }
+
+    /// Sends each notification on every open listen stream whose filter accepts it, and forgets
+    /// the streams that have ended.
+    async fn notify_listeners(&self, notifications: &[ServerNotification]) {
+        let listeners: Vec<SubscriptionSink> = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut ended = Vec::new();
+        for sink in &listeners {
+            for notification in notifications {
+                if let Err(SubscriptionSendError::SubscriptionClosed) =
+                    sink.send(notification.clone()).await
+                {
+                    ended.push(sink.id().clone());
+                    break;
+                }
+            }
+        }
+        if !ended.is_empty() {
+            self.inner
+                .listeners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|s| !ended.contains(s.id()));
+        }
     }
 
     fn report_health(&self) {
@@ -247,22 +288,20 @@ impl McpGateway {
             while let Some(message) = receiver.recv().await {
                 match message {
                     Relayed::Log(message) => {
-                        let wanted = *gateway
-                            .inner
-                            .log_level
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner());
-                        if severity(message.level) < severity(wanted.unwrap_or(LoggingLevel::Info))
-                        {
-                            continue;
-                        }
-                        let peer = upstream
+                        let downstream = upstream
                             .events
                             .downstream
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .clone();
-                        if let Some(peer) = peer {
+                        let Some(Downstream {
+                            peer,
+                            log_level: Some(wanted),
+                        }) = downstream
+                        else {
+                            continue;
+                        };
+                        if severity(message.level) >= severity(wanted) {
                             let _ = peer.notify_logging_message(message).await;
                         }
                     }
@@ -270,6 +309,10 @@ impl McpGateway {
                         for peer in gateway.subscribers(&update.uri) {
                             let _ = peer.notify_resource_updated(update.clone()).await;
                         }
+                        let notification = ServerNotification::ResourceUpdatedNotification(
+                            rmcp::model::Notification::new(update),
+                        );
+                        gateway.notify_listeners(&[notification]).await;
                     }
                 }
             }
@@ -307,6 +350,13 @@ impl McpGateway {
                 None,
             ));
         };
+        // A 2026-07-28 upstream has no resources/subscribe: its listen stream carries the
+        // updates, so the URI joins (or leaves) that stream's filter instead.
+        if upstream.is_modern() {
+            let subscribe = matches!(request, ClientRequest::SubscribeRequest(_));
+            upstream.watch_resource(uri, subscribe);
+            return Ok(());
+        }
         self.forward(upstream, request, cx).await.map(drop)
     }
 
@@ -333,20 +383,95 @@ impl McpGateway {
 
     /// Sends `request` to an upstream and waits for its answer, forwarding progress to the
     /// client and cancelling upstream if the client cancels or the call times out.
+    /// Sends `request` to an upstream and returns its answer. When the upstream answers with
+    /// `input_required` (2026-07-28 multi-round calls) and the client is on 2025-11-25, the
+    /// gateway asks the client itself, with the server-to-client requests that client
+    /// understands, and retries upstream with the answers; a 2026-07-28 client gets the
+    /// `input_required` result and answers it directly.
     async fn forward(
+        &self,
+        upstream: &Arc<Upstream>,
+        mut request: ClientRequest,
+        cx: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, McpError> {
+        for _ in 0..MAX_INPUT_ROUNDS {
+            let result = self.forward_once(upstream, request.clone(), cx).await?;
+            let ServerResult::InputRequiredResult(pending) = &result else {
+                return Ok(result);
+            };
+            if client_is_modern(cx) {
+                return Ok(result);
+            }
+            let responses = ask_client(pending, cx).await?;
+            request = with_inputs(request, responses, pending.request_state.clone())?;
+        }
+        Err(McpError::internal_error(
+            format!(
+                "upstream \"{}\" still wanted input after {MAX_INPUT_ROUNDS} rounds",
+                upstream.config.name
+            ),
+            None,
+        ))
+    }
+
+    /// The `_meta` a 2026-07-28 upstream needs to treat the request as the client's own: the
+    /// client's capabilities and log level, from its request (2026-07-28 clients) or from its
+    /// session (2025-11-25 clients).
+    fn upstream_meta(&self, cx: &RequestContext<RoleServer>) -> RequestMetaObject {
+        if client_is_modern(cx) {
+            return cx.meta.clone();
+        }
+        let mut meta = RequestMetaObject::default();
+        if let Some(info) = cx.peer.peer_info() {
+            meta.set_client_capabilities(info.capabilities.clone());
+        }
+        if let Some(level) = *self
+            .inner
+            .log_level
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            meta.set_log_level(level);
+        }
+        meta
+    }
+
+    async fn forward_once(
         &self,
         upstream: &Arc<Upstream>,
         request: ClientRequest,
         cx: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, McpError> {
         let peer = upstream.peer()?;
+        let log_level = if client_is_modern(cx) {
+            cx.meta.log_level()
+        } else {
+            Some(
+                self.inner
+                    .log_level
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or(LoggingLevel::Info),
+            )
+        };
         *upstream
             .events
             .downstream
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(cx.peer.clone());
+            .unwrap_or_else(|p| p.into_inner()) = Some(Downstream {
+            peer: cx.peer.clone(),
+            log_level,
+        });
+        let upstream_is_modern = peer
+            .peer_info()
+            .is_some_and(|info| !info.protocol_version.has_initialize());
+        let options = if upstream_is_modern {
+            PeerRequestOptions::no_options().with_meta(self.upstream_meta(cx))
+        } else {
+            PeerRequestOptions::no_options()
+        };
         let handle = peer
-            .send_cancellable_request(request, PeerRequestOptions::no_options())
+            .send_cancellable_request(request, options)
             .await
             .map_err(|e| upstream_error(&upstream.config.name, e))?;
         let relay = cx.meta.get_progress_token().map(|downstream_token| {
@@ -398,6 +523,70 @@ impl McpGateway {
                     }
                 }
     }
+}
+
+/// Most rounds of `input_required` answers the gateway drives for one 2025-11-25 call.
+const MAX_INPUT_ROUNDS: usize = 10;
+
+fn client_is_modern(cx: &RequestContext<RoleServer>) -> bool {
+    cx.meta
+        .protocol_version()
+        .is_some_and(|version| !version.has_initialize())
+}
+
+/// Asks a 2025-11-25 client for each input an upstream requested, as server-to-client requests.
+async fn ask_client(
+    pending: &InputRequiredResult,
+    cx: &RequestContext<RoleServer>,
+) -> Result<InputResponses, McpError> {
+    let mut responses = InputResponses::new();
+    for (key, input) in pending.input_requests.iter().flatten() {
+        let request: ServerRequest = serde_json::to_value(input)
+            .and_then(serde_json::from_value)
+            .map_err(|e| McpError::internal_error(format!("input request {key}: {e}"), None))?;
+        let answer = cx.peer.send_request(request).await.map_err(|e| match e {
+            rmcp::ServiceError::McpError(error) => error,
+            other => McpError::internal_error(
+                format!("asking the client for {key} failed: {other}"),
+                None,
+            ),
+        })?;
+        let answer = serde_json::to_value(answer)
+            .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+        responses.insert(key.clone(), answer);
+    }
+    Ok(responses)
+}
+
+/// The same request with the client's answers and the upstream's state attached.
+fn with_inputs(
+    request: ClientRequest,
+    responses: InputResponses,
+    state: Option<String>,
+) -> Result<ClientRequest, McpError> {
+    Ok(match request {
+        ClientRequest::CallToolRequest(mut r) => {
+            r.params.input_responses = Some(responses);
+            r.params.request_state = state;
+            ClientRequest::CallToolRequest(r)
+        }
+        ClientRequest::GetPromptRequest(mut r) => {
+            r.params.input_responses = Some(responses);
+            r.params.request_state = state;
+            ClientRequest::GetPromptRequest(r)
+        }
+        ClientRequest::ReadResourceRequest(mut r) => {
+            r.params.input_responses = Some(responses);
+            r.params.request_state = state;
+            ClientRequest::ReadResourceRequest(r)
+        }
+        _ => {
+            return Err(McpError::internal_error(
+                "an upstream asked for input on a request that cannot carry it",
+                None,
+            ))
+        }
+    })
 }
 
 /// Results from an upstream on 2025-11-25 carry no `resultType`; 2026-07-28 clients require it.
@@ -727,6 +916,53 @@ impl ServerHandler for McpGateway {
             peers.retain(|peer| !peer.is_transport_closed());
             peers.pop();
         }
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    /// A 2026-07-28 client's `subscriptions/listen`: list changes of the merged catalog, and
+    /// updates of the resources it names (their upstreams are asked to watch them).
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let catalog = self.catalog();
+        let watched: Vec<(Arc<Upstream>, String)> = uris
+            .iter()
+            .filter_map(|uri| {
+                Some((
+                    Arc::clone(self.upstream(catalog.resource_owner(uri)?)?),
+                    uri.clone(),
+                ))
+            })
+            .filter(|(upstream, _)| upstream.is_modern())
+            .collect();
+        for (upstream, uri) in &watched {
+            upstream.watch_resource(uri, true);
+        }
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(context.sink().clone());
+        context.cancelled().await;
+        for (upstream, uri) in &watched {
+            upstream.watch_resource(uri, false);
+        }
+        let id = context.sink().id().clone();
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|s| s.id() != &id);
         Ok(())
     }
 

@@ -17,12 +17,14 @@ use rmcp::model::{
     ElicitRequestParams, ElicitResult, ListRootsResult, LoggingMessageNotificationParam,
     ProgressNotificationParam, Request, ResourceUpdatedNotificationParam, ServerRequest,
 };
+use rmcp::model::{LoggingLevel, ProtocolVersion};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use rmcp::service::{
     NotificationContext, Peer, RequestContext, RoleClient, RoleServer, RunningService,
 };
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ClientHandler, ErrorData as McpError, ServiceExt};
+use rmcp::{ClientHandler, ErrorData as McpError};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::Notify;
 use tracing::{info, warn};
@@ -68,9 +70,22 @@ pub struct UpstreamEvents {
     pub list_changed: Arc<Notify>,
     /// The downstream client whose call to this upstream is in flight most recently: sampling,
     /// elicitation and roots requests from the upstream are relayed to it.
-    pub downstream: Arc<Mutex<Option<Peer<RoleServer>>>>,
+    pub downstream: Arc<Mutex<Option<Downstream>>>,
+    /// Resources clients subscribed to, for a 2026-07-28 upstream's listen stream.
+    /// URI → how many client subscriptions want it.
+    pub watched: Arc<Mutex<std::collections::BTreeMap<String, usize>>>,
+    /// Signalled when `watched` changes: the listen stream is reopened with the new filter.
+    pub rewatch: Arc<Notify>,
     /// Notifications from the upstream that go on to downstream clients.
     pub relay: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Relayed>>>>,
+}
+
+/// The client of the call in flight, and the lowest log level it wants relayed (`None`: no
+/// logs, as for a 2026-07-28 request that asked for none).
+#[derive(Debug, Clone)]
+pub struct Downstream {
+    pub peer: Peer<RoleServer>,
+    pub log_level: Option<LoggingLevel>,
 }
 
 /// A notification from an upstream that the gateway passes on to its clients.
@@ -94,6 +109,39 @@ impl Upstream {
             }),
             events: UpstreamEvents::default(),
         })
+    }
+
+    /// Whether the live connection speaks 2026-07-28 (no sessions, no server-to-client requests).
+    pub fn is_modern(&self) -> bool {
+        self.read()
+            .peer
+            .as_ref()
+            .and_then(|p| p.peer_info())
+            .is_some_and(|info| !info.protocol_version.has_initialize())
+    }
+
+    /// Adds `uri` to (or removes it from) the resources whose updates this upstream's listen
+    /// stream carries.
+    pub fn watch_resource(&self, uri: &str, watch: bool) {
+        let mut watched = self
+            .events
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let count = watched.entry(uri.to_owned()).or_default();
+        let before = *count;
+        *count = if watch {
+            before + 1
+        } else {
+            before.saturating_sub(1)
+        };
+        let now = *count;
+        if now == 0 {
+            watched.remove(uri);
+        }
+        if (before == 0) != (now == 0) {
+            self.events.rewatch.notify_one();
+        }
     }
 
     pub fn status(&self) -> Status {
@@ -184,6 +232,13 @@ impl Upstream {
             changed.notify_one();
 
             let closed = running.cancellation_token();
+            let listener = self.is_modern().then(|| {
+                tokio::spawn(listen(
+                    peer.clone(),
+                    self.events.clone(),
+                    self.config.name.clone(),
+                ))
+            });
             let mut waiting = tokio::spawn(running.waiting());
             loop {
                 tokio::select! {
@@ -200,6 +255,9 @@ impl Upstream {
                         return;
                     }
                 }
+            }
+            if let Some(listener) = listener {
+                listener.abort();
             }
             warn!(upstream = %self.config.name, "upstream connection closed; reconnecting");
             {
@@ -244,7 +302,7 @@ impl Upstream {
                     });
                 }
                 handler
-                    .serve(transport)
+                    .serve_with_lifecycle(transport, lifecycle())
                     .await
                     .map_err(|e| format!("MCP handshake failed: {e}"))?
             }
@@ -264,7 +322,7 @@ impl Upstream {
                 let config = config.custom_headers(headers);
                 let transport = StreamableHttpClientTransport::from_config(config);
                 handler
-                    .serve(transport)
+                    .serve_with_lifecycle(transport, lifecycle())
                     .await
                     .map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
             }
@@ -311,6 +369,64 @@ impl Upstream {
     }
 }
 
+/// Keeps a `subscriptions/listen` stream open to a 2026-07-28 upstream (where list changes and
+/// resource updates arrive), reopening it when the watched resources change.
+async fn listen(peer: Peer<RoleClient>, events: UpstreamEvents, name: String) {
+    use rmcp::model::{ServerNotification, SubscriptionFilter};
+    loop {
+        let watched: Vec<String> = events
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut filter = SubscriptionFilter::builder()
+            .tools_list_changed()
+            .prompts_list_changed()
+            .resources_list_changed()
+            .build();
+        if !watched.is_empty() {
+            filter.resource_subscriptions = Some(watched);
+        }
+        let mut subscription = match peer.listen(filter).await {
+            Ok(subscription) => subscription,
+            Err(e) => {
+                info!(upstream = %name, error = %e, "upstream offers no listen stream; list changes arrive on reconnect");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                next = subscription.next() => match next {
+                    Ok(Some(ServerNotification::ToolListChangedNotification(_)))
+                    | Ok(Some(ServerNotification::PromptListChangedNotification(_)))
+                    | Ok(Some(ServerNotification::ResourceListChangedNotification(_))) => events.list_changed.notify_one(),
+                    Ok(Some(ServerNotification::ResourceUpdatedNotification(update))) => {
+                        if let Some(sender) = events.relay.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                            let _ = sender.send(Relayed::ResourceUpdated(update.params));
+                        }
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                },
+                _ = events.rewatch.notified() => break,
+            }
+        }
+        if peer.is_transport_closed() {
+            return;
+        }
+    }
+}
+
+/// 2026-07-28 where the upstream offers it (`server/discover`), else the 2025-11-25 handshake.
+fn lifecycle() -> ClientLifecycleMode {
+    ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(ProtocolVersion::V_2025_11_25),
+    }
+}
+
 fn backoff(attempt: u32) -> Duration {
     BACKOFF_MIN
         .saturating_mul(1 << attempt.min(8))
@@ -333,6 +449,7 @@ impl UpstreamClient {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+            .map(|d| d.peer)
             .filter(|peer| !peer.is_transport_closed())
             .ok_or_else(|| {
                 McpError::internal_error(

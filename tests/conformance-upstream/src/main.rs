@@ -94,11 +94,133 @@ fn tools() -> Vec<Tool> {
             "Elicitation with enum variants (SEP-1330)",
             empty_schema(),
         ),
+        tool(
+            "json_schema_2020_12_tool",
+            "Takes a JSON Schema 2020-12 input",
+            json_schema_2020_12(),
+        ),
+        tool(
+            "test_missing_capability",
+            "Needs the client's sampling capability",
+            empty_schema(),
+        ),
+        tool(
+            "test_streaming_elicitation",
+            "Streams progress, then answers",
+            empty_schema(),
+        ),
+        tool(
+            "test_logging_tool",
+            "Logs a message when the request asks for logs",
+            empty_schema(),
+        ),
+        tool(
+            "test_input_required_result_elicitation",
+            "Asks for the user's name (input_required)",
+            empty_schema(),
+        ),
+        tool(
+            "test_input_required_result_sampling",
+            "Asks the client's model a question (input_required)",
+            empty_schema(),
+        ),
+        tool(
+            "test_input_required_result_list_roots",
+            "Asks for the client's roots (input_required)",
+            empty_schema(),
+        ),
+        tool(
+            "test_input_required_result_request_state",
+            "Confirms with request state (input_required)",
+            empty_schema(),
+        ),
+        tool(
+            "test_input_required_result_multiple_inputs",
+            "Asks for three inputs at once (input_required)",
+            empty_schema(),
+        ),
+        tool(
+            "test_input_required_result_multi_round",
+            "Asks in two rounds (input_required)",
+            empty_schema(),
+        ),
+        tool(
+            "test_input_required_result_tampered_state",
+            "Checks its request state's integrity (input_required)",
+            empty_schema(),
+        ),
+        tool(
+            "test_trigger_tool_change",
+            "Adds or removes test_dynamic_tool and says so",
+            empty_schema(),
+        ),
+        tool(
+            "test_trigger_prompt_change",
+            "Adds or removes test_dynamic_prompt and says so",
+            empty_schema(),
+        ),
+        tool(
+            "test_input_required_result_capabilities",
+            "Asks only for what the client can answer (input_required)",
+            empty_schema(),
+        ),
     ]
 }
 
+fn json_schema_2020_12() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": { "address": { "$anchor": "addressDef", "type": "object", "properties": {
+            "street": { "type": "string" }, "city": { "type": "string" } } } },
+        "properties": {
+            "name": { "type": "string" },
+            "address": { "$ref": "#/$defs/address" },
+            "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+            "phone": { "type": "string" },
+            "email": { "type": "string" }
+        },
+        "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+        "if": { "properties": { "contactMethod": { "const": "phone" } }, "required": ["contactMethod"] },
+        "then": { "required": ["phone"] },
+        "else": { "required": ["email"] },
+        "additionalProperties": false
+    })
+}
+
+/// Shared by every connection of the fixture: the list-change triggers and the open listen
+/// streams they notify.
 #[derive(Debug, Clone, Default)]
-struct Fixture;
+struct Fixture {
+    extra_tool: Arc<std::sync::atomic::AtomicBool>,
+    extra_prompt: Arc<std::sync::atomic::AtomicBool>,
+    listeners: Arc<std::sync::Mutex<Vec<rmcp::service::SubscriptionSink>>>,
+}
+
+impl Fixture {
+    /// Toggles a flag and tells every listener (2026-07-28) and the caller's session
+    /// (2025-11-25) that the list changed.
+    async fn toggle(
+        &self,
+        flag: &std::sync::atomic::AtomicBool,
+        notification: ServerNotification,
+        cx: &RequestContext<RoleServer>,
+    ) {
+        flag.fetch_xor(true, std::sync::atomic::Ordering::SeqCst);
+        let listeners = self.listeners.lock().map(|l| l.clone()).unwrap_or_default();
+        for sink in listeners {
+            let _ = sink.send(notification.clone()).await;
+        }
+        if !modern(cx) {
+            let _ = match notification {
+                ServerNotification::ToolListChangedNotification(_) => {
+                    cx.peer.notify_tool_list_changed().await
+                }
+                _ => cx.peer.notify_prompt_list_changed().await,
+            };
+        }
+    }
+}
 
 fn text(value: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(value)])
@@ -109,41 +231,108 @@ fn request<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, McpError> 
         .map_err(|e| McpError::internal_error(format!("fixture request: {e}"), None))
 }
 
-async fn elicit(cx: &RequestContext<RoleServer>, params: Value) -> Result<ElicitResult, McpError> {
-    let params: ElicitRequestParams = request(params)?;
-    match cx
-        .peer
-        .send_request(ServerRequest::ElicitRequest(Request::new(params)))
-        .await
-    {
-        Ok(ClientResult::ElicitResult(result)) => Ok(result),
-        Ok(other) => Err(McpError::internal_error(
-            format!("unexpected answer {other:?}"),
-            None,
-        )),
-        Err(e) => Err(McpError::internal_error(
-            format!("elicitation failed: {e}"),
-            None,
-        )),
-    }
+/// An answer the client gave, or the `input_required` result that asks for it.
+enum Asked {
+    Answer(Value),
+    Pending(InputRequiredResult),
 }
 
-fn elicitation_summary(result: &ElicitResult) -> String {
-    let value = serde_json::to_value(result).unwrap_or_default();
+/// Whether the client is on 2026-07-28 (no server-to-client requests; input goes through
+/// `input_required` results).
+fn modern(cx: &RequestContext<RoleServer>) -> bool {
+    cx.meta
+        .protocol_version()
+        .is_some_and(|v| !v.has_initialize())
+}
+
+fn input_requests(requests: Value) -> Result<InputRequests, McpError> {
+    request(requests)
+}
+
+/// Asks the client for input under `key`: a server-to-client request on 2025-11-25, an
+/// `input_required` result on 2026-07-28 (answered when the client retries).
+async fn ask(
+    cx: &RequestContext<RoleServer>,
+    call: &CallToolRequestParams,
+    key: &str,
+    method: &str,
+    params: Value,
+) -> Result<Asked, McpError> {
+    if modern(cx) {
+        if let Some(answer) = call.input_responses.as_ref().and_then(|r| r.get(key)) {
+            return Ok(Asked::Answer(answer.clone()));
+        }
+        let requests = input_requests(json!({ key: { "method": method, "params": params } }))?;
+        return Ok(Asked::Pending(InputRequiredResult::from_input_requests(
+            requests,
+        )));
+    }
+    let server_request: ServerRequest = request(json!({ "method": method, "params": params }))?;
+    let answer = cx
+        .peer
+        .send_request(server_request)
+        .await
+        .map_err(|e| McpError::internal_error(format!("{method} failed: {e}"), None))?;
+    serde_json::to_value(answer)
+        .map(Asked::Answer)
+        .map_err(|e| McpError::internal_error(e.to_string(), None))
+}
+
+fn elicitation_summary(answer: &Value) -> String {
     format!(
         "action={}, content={}",
-        value["action"].as_str().unwrap_or("?"),
-        value["content"]
+        answer["action"].as_str().unwrap_or("?"),
+        answer["content"]
     )
+}
+
+fn elicitation(message: &str, properties: Value) -> Value {
+    json!({
+        "mode": "form",
+        "message": message,
+        "requestedSchema": { "type": "object", "properties": properties, "required": [] }
+    })
+}
+
+fn sampling(prompt: &str, max_tokens: u32) -> Value {
+    json!({ "messages": [{ "role": "user", "content": { "type": "text", "text": prompt } }], "maxTokens": max_tokens })
+}
+
+/// Request state for the tampered-state fixture: the payload and a keyed hash of it.
+fn seal(payload: &str) -> String {
+    format!("{payload}.{:016x}", keyed_hash(payload))
+}
+
+fn unseal(state: &str) -> Option<&str> {
+    let (payload, tag) = state.rsplit_once('.')?;
+    (format!("{:016x}", keyed_hash(payload)) == tag).then_some(payload)
+}
+
+fn keyed_hash(payload: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut hasher = KEY.get_or_init(Default::default).build_hasher();
+    hasher.write(payload.as_bytes());
+    hasher.finish()
+}
+
+macro_rules! answer {
+    ($asked:expr) => {
+        match $asked? {
+            Asked::Answer(answer) => answer,
+            Asked::Pending(pending) => return Ok(CallToolResponse::InputRequired(pending)),
+        }
+    };
 }
 
 impl Fixture {
     async fn call(
         &self,
-        name: &str,
-        arguments: &JsonObject,
+        call: &CallToolRequestParams,
         cx: &RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, McpError> {
+    ) -> Result<CallToolResponse, McpError> {
+        let arguments = call.arguments.clone().unwrap_or_default();
         let argument = |key: &str| {
             arguments
                 .get(key)
@@ -151,7 +340,22 @@ impl Fixture {
                 .unwrap_or_default()
                 .to_owned()
         };
-        Ok(match name {
+        let responses = call.input_responses.clone().unwrap_or_default();
+        let state = call.request_state.clone();
+        let pending =
+            |requests: Value, state: Option<String>| -> Result<CallToolResponse, McpError> {
+                Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
+                    Some(input_requests(requests)?),
+                    state,
+                )))
+            };
+        let accepted = |key: &str, field: &str| -> Option<String> {
+            let answer = responses.get(key)?;
+            (answer["action"] == "accept")
+                .then(|| answer["content"][field].as_str().map(str::to_owned))
+                .flatten()
+        };
+        let result = match call.name.as_ref() {
             "test_simple_text" => text("This is a simple text response for testing."),
             "test_image_content" => {
                 CallToolResult::success(vec![ContentBlock::image(IMAGE, "image/png")])
@@ -190,7 +394,15 @@ impl Fixture {
                 }
                 text("Tool with logging executed successfully")
             }
-            "test_tool_with_progress" => {
+            "test_logging_tool" => {
+                let log = LoggingMessageNotificationParam::new(
+                    LoggingLevel::Info,
+                    json!("test_logging_tool ran"),
+                );
+                let _ = cx.peer.notify_logging_message(log).await;
+                text("Logged one message")
+            }
+            "test_tool_with_progress" | "test_streaming_elicitation" => {
                 let token = cx.meta.get_progress_token();
                 if let Some(token) = &token {
                     for (step, progress) in [0.0, 50.0, 100.0].into_iter().enumerate() {
@@ -208,41 +420,66 @@ impl Fixture {
                     None => "0".into(),
                 })
             }
+            "test_trigger_tool_change" => {
+                self.toggle(
+                    &self.extra_tool,
+                    ServerNotification::ToolListChangedNotification(Default::default()),
+                    cx,
+                )
+                .await;
+                text("The tool list changed")
+            }
+            "test_trigger_prompt_change" => {
+                self.toggle(
+                    &self.extra_prompt,
+                    ServerNotification::PromptListChangedNotification(Default::default()),
+                    cx,
+                )
+                .await;
+                text("The prompt list changed")
+            }
+            "test_dynamic_tool" if self.extra_tool.load(std::sync::atomic::Ordering::SeqCst) => {
+                text("The dynamic tool ran")
+            }
             "test_error_handling" => CallToolResult::error(vec![ContentBlock::text(
                 "This tool intentionally returns an error for testing",
             )]),
+            "json_schema_2020_12_tool" => text(format!(
+                "JSON Schema 2020-12 tool called with: {}",
+                Value::Object(arguments.clone())
+            )),
+            "test_missing_capability" => {
+                let has_sampling = cx
+                    .meta
+                    .client_capabilities()
+                    .is_some_and(|c| c.sampling.is_some());
+                if !has_sampling {
+                    return Err(McpError::new(
+                        ErrorCode(-32021),
+                        "this tool needs the client's sampling capability",
+                        Some(json!({ "requiredCapabilities": { "sampling": {} } })),
+                    ));
+                }
+                text("The client declared sampling")
+            }
             "test_sampling" => {
-                let params: CreateMessageRequestParams = request(json!({
-                    "messages": [{ "role": "user", "content": { "type": "text", "text": argument("prompt") } }],
-                    "maxTokens": 100
-                }))?;
-                let answer = match cx
-                    .peer
-                    .send_request(ServerRequest::CreateMessageRequest(Request::new(params)))
+                let answer = answer!(
+                    ask(
+                        cx,
+                        call,
+                        "sampling",
+                        "sampling/createMessage",
+                        sampling(&argument("prompt"), 100)
+                    )
                     .await
-                {
-                    Ok(ClientResult::CreateMessageResult(result)) => result,
-                    Ok(other) => {
-                        return Err(McpError::internal_error(
-                            format!("unexpected answer {other:?}"),
-                            None,
-                        ))
-                    }
-                    Err(e) => {
-                        return Err(McpError::internal_error(
-                            format!("sampling failed: {e}"),
-                            None,
-                        ))
-                    }
-                };
-                let value = serde_json::to_value(&answer).unwrap_or_default();
+                );
                 text(format!(
                     "LLM response: {}",
-                    value["content"]["text"].as_str().unwrap_or_default()
+                    answer["content"]["text"].as_str().unwrap_or_default()
                 ))
             }
             "test_elicitation" => {
-                let result = elicit(cx, json!({
+                let params = json!({
                     "mode": "form",
                     "message": argument("message"),
                     "requestedSchema": {
@@ -250,61 +487,178 @@ impl Fixture {
                         "properties": { "response": { "type": "string", "description": "User's response" } },
                         "required": ["response"]
                     }
-                }))
-                .await?;
-                text(format!("User response: {}", elicitation_summary(&result)))
+                });
+                let answer =
+                    answer!(ask(cx, call, "elicitation", "elicitation/create", params).await);
+                text(format!("User response: {}", elicitation_summary(&answer)))
             }
             "test_elicitation_sep1034_defaults" => {
-                let result = elicit(cx, json!({
-                    "mode": "form",
-                    "message": "Please review and update the form fields with defaults",
-                    "requestedSchema": {
-                        "type": "object",
-                        "properties": {
-                            "name": { "type": "string", "description": "User name", "default": "John Doe" },
-                            "age": { "type": "integer", "description": "User age", "default": 30 },
-                            "score": { "type": "number", "description": "User score", "default": 95.5 },
-                            "status": { "type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active" },
-                            "verified": { "type": "boolean", "description": "Verification status", "default": true }
-                        },
-                        "required": []
-                    }
-                }))
-                .await?;
+                let params = elicitation(
+                    "Please review and update the form fields with defaults",
+                    json!({
+                        "name": { "type": "string", "description": "User name", "default": "John Doe" },
+                        "age": { "type": "integer", "description": "User age", "default": 30 },
+                        "score": { "type": "number", "description": "User score", "default": 95.5 },
+                        "status": { "type": "string", "description": "User status", "enum": ["active", "inactive", "pending"], "default": "active" },
+                        "verified": { "type": "boolean", "description": "Verification status", "default": true }
+                    }),
+                );
+                let answer =
+                    answer!(ask(cx, call, "elicitation", "elicitation/create", params).await);
                 text(format!(
                     "Elicitation completed: {}",
-                    elicitation_summary(&result)
+                    elicitation_summary(&answer)
                 ))
             }
             "test_elicitation_sep1330_enums" => {
-                let result = elicit(cx, json!({
-                    "mode": "form",
-                    "message": "Please select options from the enum fields",
-                    "requestedSchema": {
-                        "type": "object",
-                        "properties": {
-                            "untitledSingle": { "type": "string", "description": "Select one option", "enum": ["option1", "option2", "option3"] },
-                            "titledSingle": { "type": "string", "description": "Select one option with titles", "oneOf": [
-                                { "const": "value1", "title": "First Option" },
-                                { "const": "value2", "title": "Second Option" },
-                                { "const": "value3", "title": "Third Option" }
-                            ] },
-                            "legacyEnum": { "type": "string", "description": "Select one option (legacy)", "enum": ["opt1", "opt2", "opt3"], "enumNames": ["Option One", "Option Two", "Option Three"] },
-                            "untitledMulti": { "type": "array", "description": "Select multiple options", "minItems": 1, "maxItems": 3, "items": { "type": "string", "enum": ["option1", "option2", "option3"] } },
-                            "titledMulti": { "type": "array", "description": "Select multiple options with titles", "minItems": 1, "maxItems": 3, "items": { "anyOf": [
-                                { "const": "value1", "title": "First Choice" },
-                                { "const": "value2", "title": "Second Choice" },
-                                { "const": "value3", "title": "Third Choice" }
-                            ] } }
-                        },
-                        "required": []
-                    }
-                }))
-                .await?;
+                let params = elicitation(
+                    "Please select options from the enum fields",
+                    json!({
+                        "untitledSingle": { "type": "string", "description": "Select one option", "enum": ["option1", "option2", "option3"] },
+                        "titledSingle": { "type": "string", "description": "Select one option with titles", "oneOf": [
+                            { "const": "value1", "title": "First Option" },
+                            { "const": "value2", "title": "Second Option" },
+                            { "const": "value3", "title": "Third Option" }
+                        ] },
+                        "legacyEnum": { "type": "string", "description": "Select one option (legacy)", "enum": ["opt1", "opt2", "opt3"], "enumNames": ["Option One", "Option Two", "Option Three"] },
+                        "untitledMulti": { "type": "array", "description": "Select multiple options", "minItems": 1, "maxItems": 3, "items": { "type": "string", "enum": ["option1", "option2", "option3"] } },
+                        "titledMulti": { "type": "array", "description": "Select multiple options with titles", "minItems": 1, "maxItems": 3, "items": { "anyOf": [
+                            { "const": "value1", "title": "First Choice" },
+                            { "const": "value2", "title": "Second Choice" },
+                            { "const": "value3", "title": "Third Choice" }
+                        ] } }
+                    }),
+                );
+                let answer =
+                    answer!(ask(cx, call, "elicitation", "elicitation/create", params).await);
                 text(format!(
                     "Elicitation completed: {}",
-                    elicitation_summary(&result)
+                    elicitation_summary(&answer)
                 ))
+            }
+            "test_input_required_result_elicitation" => match accepted("user_name", "name") {
+                Some(name) => text(format!("Hello, {name}!")),
+                None => {
+                    return pending(
+                        json!({ "user_name": { "method": "elicitation/create", "params":
+                    elicitation("What is your name?", json!({ "name": { "type": "string" } })) } }),
+                        None,
+                    )
+                }
+            },
+            "test_input_required_result_sampling" => match responses.get("capital_question") {
+                Some(answer) => text(format!(
+                    "Sampling result: {}",
+                    answer["content"]["text"].as_str().unwrap_or_default()
+                )),
+                None => {
+                    return pending(
+                        json!({ "capital_question": { "method": "sampling/createMessage", "params":
+                    sampling("What is the capital of France?", 100) } }),
+                        None,
+                    )
+                }
+            },
+            "test_input_required_result_list_roots" => match responses.get("client_roots") {
+                Some(answer) => text(format!(
+                    "Found {} root(s)",
+                    answer["roots"].as_array().map_or(0, Vec::len)
+                )),
+                None => {
+                    return pending(
+                        json!({ "client_roots": { "method": "roots/list", "params": {} } }),
+                        None,
+                    )
+                }
+            },
+            "test_input_required_result_request_state" => {
+                match (responses.get("confirm"), state.as_deref()) {
+                    (Some(answer), Some("state-ok:confirm")) if answer["content"]["ok"] == true => {
+                        text("Confirmed: state-ok")
+                    }
+                    _ => {
+                        return pending(
+                            json!({ "confirm": { "method": "elicitation/create", "params":
+                        elicitation("Please confirm", json!({ "ok": { "type": "boolean" } })) } }),
+                            Some("state-ok:confirm".into()),
+                        )
+                    }
+                }
+            }
+            "test_input_required_result_multiple_inputs" => {
+                let complete = ["user_name", "greeting", "client_roots"]
+                    .iter()
+                    .all(|k| responses.contains_key(*k))
+                    && state.as_deref() == Some("multiple");
+                if complete {
+                    text("Received all three inputs")
+                } else {
+                    return pending(
+                        json!({
+                            "user_name": { "method": "elicitation/create", "params": elicitation("What is your name?", json!({ "name": { "type": "string" } })) },
+                            "greeting": { "method": "sampling/createMessage", "params": sampling("Generate a greeting", 50) },
+                            "client_roots": { "method": "roots/list", "params": {} }
+                        }),
+                        Some("multiple".into()),
+                    );
+                }
+            }
+            "test_input_required_result_multi_round" => match (
+                state.as_deref(),
+                accepted("step1", "name"),
+                accepted("step2", "color"),
+            ) {
+                (Some(s), _, Some(color)) if s.starts_with("round-2:") => text(format!(
+                    "Multi-round complete for {} who likes {color}",
+                    &s["round-2:".len()..]
+                )),
+                (Some("round-1"), Some(name), _) => {
+                    return pending(
+                        json!({ "step2": { "method": "elicitation/create", "params":
+                        elicitation("Step 2: What is your favorite color?", json!({ "color": { "type": "string" } })) } }),
+                        Some(format!("round-2:{name}")),
+                    );
+                }
+                _ => {
+                    return pending(
+                        json!({ "step1": { "method": "elicitation/create", "params":
+                    elicitation("Step 1: What is your name?", json!({ "name": { "type": "string" } })) } }),
+                        Some("round-1".into()),
+                    )
+                }
+            },
+            "test_input_required_result_tampered_state" => match state.as_deref() {
+                Some(state) => {
+                    if unseal(state).is_none() {
+                        return Err(McpError::invalid_params(
+                            "requestState integrity check failed",
+                            None,
+                        ));
+                    }
+                    text("Confirmed with intact state")
+                }
+                None => {
+                    return pending(
+                        json!({ "confirm": { "method": "elicitation/create", "params":
+                    elicitation("Please confirm", json!({ "ok": { "type": "boolean" } })) } }),
+                        Some(seal("confirm")),
+                    )
+                }
+            },
+            "test_input_required_result_capabilities" => {
+                if !responses.is_empty() {
+                    text("Answered with what the client can do")
+                } else {
+                    let capabilities = cx.meta.client_capabilities().unwrap_or_default();
+                    let requests = if capabilities.elicitation.is_some() {
+                        json!({ "user_name": { "method": "elicitation/create", "params": elicitation("What is your name?", json!({ "name": { "type": "string" } })) } })
+                    } else if capabilities.sampling.is_some() {
+                        json!({ "capital_question": { "method": "sampling/createMessage", "params": sampling("What is the capital of France?", 100) } })
+                    } else {
+                        json!({ "client_roots": { "method": "roots/list", "params": {} } })
+                    };
+                    return pending(requests, None);
+                }
             }
             other => {
                 return Err(McpError::invalid_params(
@@ -312,7 +666,8 @@ impl Fixture {
                     None,
                 ))
             }
-        })
+        };
+        Ok(result.into())
     }
 }
 
@@ -366,6 +721,11 @@ fn prompts() -> Vec<Prompt> {
             Some("A prompt that includes image content"),
             None,
         ),
+        Prompt::new(
+            "test_input_required_result_prompt",
+            Some("A prompt that asks the user for context (input_required)"),
+            None,
+        ),
     ]
 }
 
@@ -393,7 +753,15 @@ impl ServerHandler for Fixture {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(tools()))
+        let mut tools = tools();
+        if self.extra_tool.load(std::sync::atomic::Ordering::SeqCst) {
+            tools.push(tool(
+                "test_dynamic_tool",
+                "Listed only after test_trigger_tool_change",
+                empty_schema(),
+            ));
+        }
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
@@ -401,10 +769,7 @@ impl ServerHandler for Fixture {
         request: CallToolRequestParams,
         cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let arguments = request.arguments.clone().unwrap_or_default();
-        self.call(&request.name, &arguments, &cx)
-            .await
-            .map(Into::into)
+        self.call(&request, &cx).await
     }
 
     async fn list_resources(
@@ -484,7 +849,15 @@ impl ServerHandler for Fixture {
         _: Option<PaginatedRequestParams>,
         _: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        Ok(ListPromptsResult::with_all_items(prompts()))
+        let mut prompts = prompts();
+        if self.extra_prompt.load(std::sync::atomic::Ordering::SeqCst) {
+            prompts.push(Prompt::new(
+                "test_dynamic_prompt",
+                Some("Listed only after test_trigger_prompt_change"),
+                None,
+            ));
+        }
+        Ok(ListPromptsResult::with_all_items(prompts))
     }
 
     async fn get_prompt(
@@ -527,6 +900,28 @@ impl ServerHandler for Fixture {
                 ),
                 PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
             ],
+            "test_input_required_result_prompt" => {
+                let context = request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|r| r.get("user_context"))
+                    .and_then(|answer| answer["content"]["context"].as_str().map(str::to_owned));
+                match context {
+                    Some(context) => vec![PromptMessage::new_text(
+                        Role::User,
+                        format!("Prompt with context: {context}"),
+                    )],
+                    None => {
+                        let requests = input_requests(
+                            json!({ "user_context": { "method": "elicitation/create", "params":
+                            elicitation("What context should the prompt use?", json!({ "context": { "type": "string" } })) } }),
+                        )?;
+                        return Ok(GetPromptResponse::InputRequired(
+                            InputRequiredResult::from_input_requests(requests),
+                        ));
+                    }
+                }
+            }
             "test_prompt_with_image" => vec![
                 PromptMessage::new(Role::User, ContentBlock::image(IMAGE, "image/png")),
                 PromptMessage::new_text(Role::User, "Please analyze the image above."),
@@ -539,6 +934,25 @@ impl ServerHandler for Fixture {
             }
         };
         Ok(GetPromptResult::new(messages).into())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: rmcp::service::SubscriptionContext) -> Result<(), McpError> {
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.push(context.sink().clone());
+        }
+        context.cancelled().await;
+        let id = context.sink().id().clone();
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.retain(|s| s.id() != &id);
+        }
+        Ok(())
     }
 
     async fn complete(
@@ -560,7 +974,7 @@ impl ServerHandler for Fixture {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let running = Fixture.serve(rmcp::transport::stdio()).await?;
+    let running = Fixture::default().serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
     Ok(())
 }
