@@ -477,3 +477,30 @@ fn a_slow_upstream_call_times_out_with_a_clear_error() {
         client.cancel().await.unwrap();
     });
 }
+
+#[test]
+fn a_client_cancellation_reaches_the_upstream() {
+    let fixture = std::path::Path::new(BIN).with_file_name("conformance-upstream");
+    assert!(
+        fixture.exists(),
+        "build it with `cargo build -p mcp-edge-conformance-upstream` (scripts/test.sh does)"
+    );
+    let mut daemon = Daemon::start(&format!(
+        "[[upstreams]]\nname = \"fixture\"\ncommand = \"{}\"\n",
+        fixture.display()
+    ));
+    daemon.wait_for_log("upstream ready", Duration::from_secs(20));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = connect(&daemon).await;
+        let call = client.call_tool(CallToolRequestParams::new("test_wait_for_cancel"));
+        // Dropping the call's future makes the SDK send notifications/cancelled.
+        let outcome = tokio::time::timeout(Duration::from_millis(500), call).await;
+        assert!(outcome.is_err(), "the call should still be waiting");
+        client.cancel().await.unwrap();
+    });
+    daemon.wait_for_log(
+        "test_wait_for_cancel: cancelled by the client",
+        Duration::from_secs(10),
+    );
+}

@@ -987,3 +987,35 @@ impl ServerHandler for McpGateway {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor(cursor: Option<&str>) -> PaginatedRequestParams {
+        PaginatedRequestParams::default().with_cursor(cursor.map(str::to_owned))
+    }
+
+    #[test]
+    fn pages_follow_the_cursor_to_the_end() {
+        let items: Vec<usize> = (0..250).collect();
+        let (first, next) = page(&items, None).unwrap();
+        assert_eq!(
+            (first.len(), first[0], next.as_deref()),
+            (100, 0, Some("100"))
+        );
+        let (second, next) = page(&items, Some(&cursor(next.as_deref()))).unwrap();
+        assert_eq!((second[0], next.as_deref()), (100, Some("200")));
+        let (last, next) = page(&items, Some(&cursor(next.as_deref()))).unwrap();
+        assert_eq!((last.len(), next), (50, None));
+    }
+
+    #[test]
+    fn a_foreign_cursor_is_invalid_params() {
+        let items = [1, 2, 3];
+        for bad in ["x", "4", "-1"] {
+            let error = page(&items, Some(&cursor(Some(bad)))).unwrap_err();
+            assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{bad}");
+        }
+    }
+}

@@ -150,6 +150,11 @@ fn tools() -> Vec<Tool> {
             empty_schema(),
         ),
         tool(
+            "test_wait_for_cancel",
+            "Waits until cancelled, then says so on stderr (for the gateway's own tests)",
+            empty_schema(),
+        ),
+        tool(
             "test_trigger_tool_change",
             "Adds or removes test_dynamic_tool and says so",
             empty_schema(),
@@ -419,6 +424,13 @@ impl Fixture {
                     Some(other) => other.to_string(),
                     None => "0".into(),
                 })
+            }
+            "test_wait_for_cancel" => {
+                tokio::select! {
+                    _ = cx.ct.cancelled() => eprintln!("test_wait_for_cancel: cancelled by the client"),
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                text("waited")
             }
             "test_trigger_tool_change" => {
                 self.toggle(
