@@ -5,6 +5,8 @@
 //! - [`builtin`]: the device tools, resources and prompts.
 //! - [`upstream`]: one federated server, its connection and its supervisor.
 //! - [`catalog`]: the merged names and the routes back to their owners.
+//! - `forward`: one request to its upstream (progress, cancellation, timeouts, input rounds).
+//! - `notify`: what flows back outside requests (list changes, logs, resource updates).
 //! - [`transport`]: the Streamable HTTP service behind `/mcp`, and stdio.
 
 // Logging, sampling and roots are how 2025-11-25 clients and upstreams work; SEP-2577 deprecates
@@ -13,26 +15,23 @@
 
 pub mod builtin;
 pub mod catalog;
+mod forward;
+mod notify;
 pub mod transport;
 pub mod upstream;
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelledNotificationParam, ClientRequest,
-    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
-    GetPromptResponse, Implementation, InputRequiredResult, InputResponses, ListPromptsResult,
+    CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequestParams, CompleteResult,
+    CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
     PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Reference, Request, RequestMetaObject, ResultType, ServerCapabilities, ServerConfig,
-    ServerRequest, ServerResult, SetLevelRequestParams, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    Reference, Request, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::model::{ServerNotification, SubscriptionFilter};
 use rmcp::service::{
-    NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer,
-    SubscriptionContext, SubscriptionSendError, SubscriptionSink,
+    NotificationContext, Peer, RequestContext, RoleServer, SubscriptionContext, SubscriptionSink,
 };
 use rmcp::{ErrorData as McpError, ServerHandler};
 use tokio::sync::Notify;
@@ -43,7 +42,7 @@ use crate::config::UpstreamConfig;
 use crate::health::Health;
 use builtin::DeviceContext;
 use catalog::{Catalog, Listing, Owner};
-use upstream::{Downstream, Relayed, Status, Upstream};
+use upstream::Upstream;
 
 /// Items per page of `tools/list`, `prompts/list`, `resources/list` and
 /// `resources/templates/list`; a longer list continues behind `nextCursor`.
@@ -187,451 +186,11 @@ impl McpGateway {
         changed
     }
 
-    async fn on_upstream_change(&self) {
-        let changed = self.rebuild_catalog();
-        self.report_health();
-        if !changed {
-            return;
-        }
-        let sessions: Vec<Peer<RoleServer>> = {
-            let mut sessions = self
-                .inner
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            sessions.retain(|peer| !peer.is_transport_closed());
-            sessions.clone()
-        };
-        for peer in sessions {
-            let _ = peer.notify_tool_list_changed().await;
-            let _ = peer.notify_prompt_list_changed().await;
-            let _ = peer.notify_resource_list_changed().await;
-        }
-        self.notify_listeners(&[
-            ServerNotification::ToolListChangedNotification(Default::default()),
-            ServerNotification::PromptListChangedNotification(Default::default()),
-            ServerNotification::ResourceListChangedNotification(Default::default()),
-        ])
-        .await;
-    }
-
-    /// Sends each notification on every open listen stream whose filter accepts it, and forgets
-    /// the streams that have ended.
-    async fn notify_listeners(&self, notifications: &[ServerNotification]) {
-        let listeners: Vec<SubscriptionSink> = self
-            .inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let mut ended = Vec::new();
-        for sink in &listeners {
-            for notification in notifications {
-                if let Err(SubscriptionSendError::SubscriptionClosed) =
-                    sink.send(notification.clone()).await
-                {
-                    ended.push(sink.id().clone());
-                    break;
-                }
-            }
-        }
-        if !ended.is_empty() {
-            self.inner
-                .listeners
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|s| !ended.contains(s.id()));
-        }
-    }
-
-    fn report_health(&self) {
-        let statuses: Vec<String> = self
-            .inner
-            .upstreams
-            .iter()
-            .map(|u| match u.status() {
-                Status::Ready => format!("{} ready", u.config.name),
-                Status::Connecting { attempt, .. } => {
-                    format!("{} reconnecting (attempt {attempt})", u.config.name)
-                }
-            })
-            .collect();
-        let catalog = self.catalog();
-        let detail = format!(
-            "{} tools, {} prompts, {} resources; upstreams: {}",
-            catalog.tools.len(),
-            catalog.prompts.len(),
-            catalog.resources.len(),
-            if statuses.is_empty() {
-                "none".to_owned()
-            } else {
-                statuses.join(", ")
-            }
-        );
-        // Serving goes on while an upstream reconnects: only its own calls fail meanwhile.
-        self.inner.health.set("mcp", true, detail);
-    }
-
-    /// Passes an upstream's notifications on: log messages to the client whose call is in
-    /// flight (at or above the level it asked for), resource updates to the clients subscribed
-    /// to that resource.
-    fn relay_notifications(&self, upstream: &Arc<Upstream>) {
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Relayed>();
-        *upstream
-            .events
-            .relay
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(sender);
-        let gateway = self.clone();
-        let upstream = Arc::clone(upstream);
-        tokio::spawn(async move {
-            while let Some(message) = receiver.recv().await {
-                match message {
-                    Relayed::Log(message) => {
-                        let downstream = upstream
-                            .events
-                            .downstream
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .clone();
-                        let Some(Downstream {
-                            peer,
-                            log_level: Some(wanted),
-                        }) = downstream
-                        else {
-                            continue;
-                        };
-                        if severity(message.level) >= severity(wanted) {
-                            let _ = peer.notify_logging_message(message).await;
-                        }
-                    }
-                    Relayed::ResourceUpdated(update) => {
-                        for peer in gateway.subscribers(&update.uri) {
-                            let _ = peer.notify_resource_updated(update.clone()).await;
-                        }
-                        let notification = ServerNotification::ResourceUpdatedNotification(
-                            rmcp::model::Notification::new(update),
-                        );
-                        gateway.notify_listeners(&[notification]).await;
-                    }
-                }
-            }
-        });
-    }
-
-    /// Open sessions subscribed to `uri`.
-    fn subscribers(&self, uri: &str) -> Vec<Peer<RoleServer>> {
-        let mut subscriptions = self
-            .inner
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let peers = subscriptions.entry(uri.to_owned()).or_default();
-        peers.retain(|peer| !peer.is_transport_closed());
-        peers.clone()
-    }
-
-    /// Forwards a subscribe or unsubscribe for `uri` to its owner.
-    async fn forward_subscription(
-        &self,
-        uri: &str,
-        request: ClientRequest,
-        cx: &RequestContext<RoleServer>,
-    ) -> Result<(), McpError> {
-        let owner = self.catalog().resource_owner(uri).ok_or_else(|| {
-            McpError::invalid_params(
-                format!("Resource {uri} not found"),
-                Some(serde_json::json!({ "uri": uri })),
-            )
-        })?;
-        let Some(upstream) = self.upstream(owner) else {
-            return Err(McpError::invalid_params(
-                format!("{uri} is a built-in resource: it changes continuously and is read on demand, not subscribed to"),
-                None,
-            ));
-        };
-        // A 2026-07-28 upstream has no resources/subscribe: its listen stream carries the
-        // updates, so the URI joins (or leaves) that stream's filter instead.
-        if upstream.is_modern() {
-            let subscribe = matches!(request, ClientRequest::SubscribeRequest(_));
-            upstream.watch_resource(uri, subscribe);
-            return Ok(());
-        }
-        self.forward(upstream, request, cx).await.map(drop)
-    }
-
     fn upstream(&self, owner: Owner) -> Option<&Arc<Upstream>> {
         match owner {
             Owner::Upstream(i) => self.inner.upstreams.get(i),
             Owner::Builtin => None,
         }
-    }
-
-    /// Timeout of one forwarded call: the upstream's own, else the gateway's request timeout.
-    fn call_timeout(&self, upstream: &Upstream) -> Duration {
-        if upstream.config.timeout_ms > 0 {
-            return Duration::from_millis(upstream.config.timeout_ms);
-        }
-        let config = self
-            .inner
-            .device
-            .config
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        Duration::from_millis(config.gateway.request_timeout_ms)
-    }
-
-    /// Sends `request` to an upstream and waits for its answer, forwarding progress to the
-    /// client and cancelling upstream if the client cancels or the call times out.
-    /// Sends `request` to an upstream and returns its answer. When the upstream answers with
-    /// `input_required` (2026-07-28 multi-round calls) and the client is on 2025-11-25, the
-    /// gateway asks the client itself, with the server-to-client requests that client
-    /// understands, and retries upstream with the answers; a 2026-07-28 client gets the
-    /// `input_required` result and answers it directly.
-    async fn forward(
-        &self,
-        upstream: &Arc<Upstream>,
-        mut request: ClientRequest,
-        cx: &RequestContext<RoleServer>,
-    ) -> Result<ServerResult, McpError> {
-        for _ in 0..MAX_INPUT_ROUNDS {
-            let result = self.forward_once(upstream, request.clone(), cx).await?;
-            let ServerResult::InputRequiredResult(pending) = &result else {
-                return Ok(result);
-            };
-            if client_is_modern(cx) {
-                return Ok(result);
-            }
-            let responses = ask_client(pending, cx).await?;
-            request = with_inputs(request, responses, pending.request_state.clone())?;
-        }
-        Err(McpError::internal_error(
-            format!(
-                "upstream \"{}\" still wanted input after {MAX_INPUT_ROUNDS} rounds",
-                upstream.config.name
-            ),
-            None,
-        ))
-    }
-
-    /// The `_meta` a 2026-07-28 upstream needs to treat the request as the client's own: the
-    /// client's capabilities and log level, from its request (2026-07-28 clients) or from its
-    /// session (2025-11-25 clients).
-    fn upstream_meta(&self, cx: &RequestContext<RoleServer>) -> RequestMetaObject {
-        if client_is_modern(cx) {
-            return cx.meta.clone();
-        }
-        let mut meta = RequestMetaObject::default();
-        if let Some(info) = cx.peer.peer_info() {
-            meta.set_client_capabilities(info.capabilities.clone());
-        }
-        if let Some(level) = *self
-            .inner
-            .log_level
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-        {
-            meta.set_log_level(level);
-        }
-        meta
-    }
-
-    async fn forward_once(
-        &self,
-        upstream: &Arc<Upstream>,
-        request: ClientRequest,
-        cx: &RequestContext<RoleServer>,
-    ) -> Result<ServerResult, McpError> {
-        let peer = upstream.peer()?;
-        let log_level = if client_is_modern(cx) {
-            cx.meta.log_level()
-        } else {
-            Some(
-                self.inner
-                    .log_level
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .unwrap_or(LoggingLevel::Info),
-            )
-        };
-        *upstream
-            .events
-            .downstream
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Downstream {
-            peer: cx.peer.clone(),
-            log_level,
-        });
-        let upstream_is_modern = peer
-            .peer_info()
-            .is_some_and(|info| !info.protocol_version.has_initialize());
-        let options = if upstream_is_modern {
-            PeerRequestOptions::no_options().with_meta(self.upstream_meta(cx))
-        } else {
-            PeerRequestOptions::no_options()
-        };
-        let handle = peer
-            .send_cancellable_request(request, options)
-            .await
-            .map_err(|e| upstream_error(&upstream.config.name, e))?;
-        let relay = cx.meta.get_progress_token().map(|downstream_token| {
-            let events = upstream.events.clone();
-            let upstream_token = handle.progress_token.clone();
-            let client = cx.peer.clone();
-            tokio::spawn(async move {
-                use futures::StreamExt;
-                let mut progress = events.progress.subscribe(upstream_token).await;
-                while let Some(mut notification) = progress.next().await {
-                    notification.progress_token = downstream_token.clone();
-                    let _ = client.notify_progress(notification).await;
-                }
-            })
-        });
-        let timeout = self.call_timeout(upstream);
-        let outcome = self
-            .await_answer(upstream, &peer, handle, timeout, cx)
-            .await;
-        if let Some(relay) = relay {
-            relay.abort();
-        }
-        outcome.map(mark_complete)
-    }
-
-    async fn await_answer(
-        &self,
-        upstream: &Upstream,
-        peer: &Peer<RoleClient>,
-        handle: rmcp::service::RequestHandle<RoleClient>,
-        timeout: Duration,
-        cx: &RequestContext<RoleServer>,
-    ) -> Result<ServerResult, McpError> {
-        let upstream_id = handle.id.clone();
-        tokio::select! {
-                    answer = tokio::time::timeout(timeout, handle.await_response()) => match answer {
-                        Ok(result) => result.map_err(|e| upstream_error(&upstream.config.name, e)),
-                        Err(_) => {
-                            cancel(peer, upstream_id, "timed out at the gateway").await;
-                            Err(McpError::internal_error(
-                                format!("upstream \"{}\" did not answer within {} ms", upstream.config.name, timeout.as_millis()),
-                                None,
-                            ))
-                        }
-                    },
-        _ = cx.ct.cancelled() => {
-                        cancel(peer, upstream_id, "cancelled by the client").await;
-                        Err(McpError::internal_error("the request was cancelled", None))
-                    }
-                }
-    }
-}
-
-/// Most rounds of `input_required` answers the gateway drives for one 2025-11-25 call.
-const MAX_INPUT_ROUNDS: usize = 10;
-
-fn client_is_modern(cx: &RequestContext<RoleServer>) -> bool {
-    cx.meta
-        .protocol_version()
-        .is_some_and(|version| !version.has_initialize())
-}
-
-/// Asks a 2025-11-25 client for each input an upstream requested, as server-to-client requests.
-async fn ask_client(
-    pending: &InputRequiredResult,
-    cx: &RequestContext<RoleServer>,
-) -> Result<InputResponses, McpError> {
-    let mut responses = InputResponses::new();
-    for (key, input) in pending.input_requests.iter().flatten() {
-        let request: ServerRequest = serde_json::to_value(input)
-            .and_then(serde_json::from_value)
-            .map_err(|e| McpError::internal_error(format!("input request {key}: {e}"), None))?;
-        let answer = cx.peer.send_request(request).await.map_err(|e| match e {
-            rmcp::ServiceError::McpError(error) => error,
-            other => McpError::internal_error(
-                format!("asking the client for {key} failed: {other}"),
-                None,
-            ),
-        })?;
-        let answer = serde_json::to_value(answer)
-            .map_err(|e| McpError::internal_error(e.to_string(), None))?;
-        responses.insert(key.clone(), answer);
-    }
-    Ok(responses)
-}
-
-/// The same request with the client's answers and the upstream's state attached.
-fn with_inputs(
-    request: ClientRequest,
-    responses: InputResponses,
-    state: Option<String>,
-) -> Result<ClientRequest, McpError> {
-    Ok(match request {
-        ClientRequest::CallToolRequest(mut r) => {
-            r.params.input_responses = Some(responses);
-            r.params.request_state = state;
-            ClientRequest::CallToolRequest(r)
-        }
-        ClientRequest::GetPromptRequest(mut r) => {
-            r.params.input_responses = Some(responses);
-            r.params.request_state = state;
-            ClientRequest::GetPromptRequest(r)
-        }
-        ClientRequest::ReadResourceRequest(mut r) => {
-            r.params.input_responses = Some(responses);
-            r.params.request_state = state;
-            ClientRequest::ReadResourceRequest(r)
-        }
-        _ => {
-            return Err(McpError::internal_error(
-                "an upstream asked for input on a request that cannot carry it",
-                None,
-            ))
-        }
-    })
-}
-
-/// Results from an upstream on 2025-11-25 carry no `resultType`; 2026-07-28 clients require it.
-/// A forwarded answer is complete unless the upstream said otherwise (the SDK drops the field
-/// again for older clients).
-fn mark_complete(mut result: ServerResult) -> ServerResult {
-    let result_type = match &mut result {
-        ServerResult::CallToolResult(r) => &mut r.result_type,
-        ServerResult::GetPromptResult(r) => &mut r.result_type,
-        ServerResult::ReadResourceResult(r) => &mut r.result_type,
-        ServerResult::CompleteResult(r) => &mut r.result_type,
-        _ => return result,
-    };
-    result_type.get_or_insert(ResultType::COMPLETE);
-    result
-}
-
-/// RFC 5424 order, least severe first.
-fn severity(level: LoggingLevel) -> u8 {
-    match level {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
-    }
-}
-
-async fn cancel(peer: &Peer<RoleClient>, id: rmcp::model::RequestId, reason: &str) {
-    let _ = peer
-        .notify_cancelled(CancelledNotificationParam::new(
-            Some(id),
-            Some(reason.to_owned()),
-        ))
-        .await;
-}
-
-fn upstream_error(name: &str, error: rmcp::ServiceError) -> McpError {
-    match error {
-        // The upstream's own JSON-RPC error goes to the client unchanged.
-        rmcp::ServiceError::McpError(error) => error,
-        other => McpError::internal_error(format!("upstream \"{name}\" failed: {other}"), None),
     }
 }
 
