@@ -41,6 +41,15 @@ pub fn unsupported(config: &Config) -> Vec<Invalid> {
             message: "TLS is not available in this build; remove the key to serve plain HTTP on a trusted link".into(),
         });
     }
+    for (i, upstream) in config.upstreams.iter().enumerate() {
+        if upstream.tls_client_cert.is_some() {
+            problems.push(Invalid {
+                key: format!("upstreams[{i}].tls_client_cert"),
+                message: "client certificates towards upstreams are not available in this build"
+                    .into(),
+            });
+        }
+    }
     if s.attestation_required {
         problems.push(Invalid {
             key: "security.attestation_required".into(),
@@ -86,6 +95,25 @@ pub fn check_config(path: &Path) -> ExitCode {
     }
 }
 
+/// The multi-threaded async runtime both modes run on.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            error!(error = %e, "cannot start the async runtime");
+            ExitCode::from(EXIT_FAILURE)
+        })
+}
+
+/// [`load`], logging the problems and mapping them to the exit code.
+fn load_or_exit(path: Option<&Path>) -> Result<Config, ExitCode> {
+    load(path).map_err(|e| {
+        error!("invalid configuration:\n{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 /// `mcp-gateway serve [--config FILE]`: runs until SIGTERM or SIGINT, then drains and exits 0.
 pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
     logging::init();
@@ -97,12 +125,9 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let config = match load(config_path.as_deref()) {
+    let config = match load_or_exit(config_path.as_deref()) {
         Ok(config) => config,
-        Err(e) => {
-            error!("invalid configuration:\n{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let source = config_path
         .as_ref()
@@ -117,15 +142,9 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
         inactive.join(", ")
     );
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+        Err(code) => return code,
     };
     match runtime.block_on(run(config, config_path, inherited)) {
         Ok(()) => {
@@ -143,23 +162,11 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
 /// spawns the gateway. Logs go to stderr; the process exits when the host closes stdin.
 pub fn stdio(config_path: Option<PathBuf>) -> ExitCode {
     logging::init();
-    let config = match load(config_path.as_deref()) {
-        Ok(config) => config,
-        Err(e) => {
-            error!("invalid configuration:\n{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            error!(error = %e, "cannot start the async runtime");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+    let (config, runtime) =
+        match load_or_exit(config_path.as_deref()).and_then(|c| Ok((c, runtime()?))) {
+            Ok(pair) => pair,
+            Err(code) => return code,
+        };
     let served = runtime.block_on(async {
         let gateway = crate::mcp::McpGateway::standalone(config);
         gateway.start();

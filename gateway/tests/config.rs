@@ -167,6 +167,11 @@ fn settings_this_build_cannot_honour_are_refused_not_ignored() {
         stderr.contains("FILE:2:12: security.tls_cert: TLS is not available in this build"),
         "{stderr}"
     );
+
+    let text = "[[upstreams]]\nname = \"fleet\"\nurl = \"https://fleet.example.net/mcp\"\ntls_client_cert = \"/etc/mcp/c.pem\"\ntls_client_key = \"/etc/mcp/k.pem\"\n";
+    let (code, _, stderr) = check_config(text, &[]);
+    assert_eq!(code, Some(78));
+    assert!(stderr.contains("FILE:4:19: upstreams[0].tls_client_cert: client certificates towards upstreams are not available"), "{stderr}");
 }
 
 #[test]

@@ -504,3 +504,44 @@ fn a_client_cancellation_reaches_the_upstream() {
         Duration::from_secs(10),
     );
 }
+
+#[test]
+fn federates_a_streamable_http_upstream() {
+    // A second gateway serves as the HTTP upstream; the front one federates it by URL.
+    let back = Daemon::start(&fixture_device_section());
+    let mut front = Daemon::start(&format!(
+        "[[upstreams]]\nname = \"back\"\nprefix = \"back\"\nurl = \"http://{}/mcp\"\n",
+        back.addr
+    ));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = connect(&front).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let tools = client.list_all_tools().await.unwrap();
+            if tools.iter().any(|t| t.name == "back_device_info") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the HTTP upstream never joined: {tools:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let info = client
+            .call_tool(CallToolRequestParams::new("back_device_info"))
+            .await
+            .unwrap();
+        assert_eq!(info.structured_content.unwrap()["hostname"], "edge-pi-07");
+        client.cancel().await.unwrap();
+    });
+    // Both gateways offer device://info: the front's own wins, and the hidden one is reported.
+    let line = front.wait_for_log(
+        "resource \"device://info\" from back is hidden",
+        Duration::from_secs(5),
+    );
+    assert!(
+        line.contains("WARN") && line.contains("set a prefix"),
+        "{line}"
+    );
+}

@@ -155,9 +155,13 @@ fn collision(kind: &str, name: &str, source: &str, kept_by: Owner) -> String {
         Owner::Builtin => "the built-in one".to_owned(),
         Owner::Upstream(i) => format!("upstream #{i}"),
     };
-    format!(
-        "{kind} \"{name}\" from {source} is hidden: {kept} already uses that name (set a prefix)"
-    )
+    // Prefixes rename tools and prompts; resource URIs keep their names.
+    let remedy = if kind == "resource" {
+        "only one of them can be read"
+    } else {
+        "set a prefix"
+    };
+    format!("{kind} \"{name}\" from {source} is hidden: {kept} already uses that name ({remedy})")
 }
 
 /// An RFC 6570 template reduced to what routing needs: literal text and `{variable}` holes.
