@@ -541,7 +541,7 @@ fn federates_a_streamable_http_upstream() {
         Duration::from_secs(5),
     );
     assert!(
-        line.contains("WARN") && line.contains("set a prefix"),
+        line.contains("WARN") && line.contains("only one of them can be read"),
         "{line}"
     );
 }
