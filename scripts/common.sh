@@ -55,6 +55,8 @@ ensure_test_tools() {
     local node_project="$repo_root/gateway/tests/node"
     mkdir -p "$tools"
 
+    # systemd-analyze checks the unit files.
+    ensure_apt_packages systemd
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
         ensure_apt_packages python3 python3-venv
     fi

@@ -1,0 +1,109 @@
+//! The files every image ships (`systemd/`, `rootfs-overlay/`), checked with the tools that
+//! consume them: the unit files with `systemd-analyze`, the device configuration with
+//! `mcp-gateway check-config`. Booting them in an image is the QEMU suite's job.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::BIN;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn systemd_analyze() -> Command {
+    let path = Path::new("/usr/bin/systemd-analyze");
+    assert!(
+        path.exists(),
+        "systemd-analyze is missing: install Debian's systemd package (scripts/test.sh does)"
+    );
+    Command::new(path)
+}
+
+/// The units with `ExecStart` pointing at the binary under test, in a temporary directory.
+fn units_for_this_build() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let service = std::fs::read_to_string(repo().join("systemd/mcp-gateway.service")).unwrap();
+    let service = service.replace("/usr/bin/mcp-gateway", BIN);
+    let service_path = dir.path().join("mcp-gateway.service");
+    std::fs::write(&service_path, service).unwrap();
+    let socket_path = dir.path().join("mcp-gateway.socket");
+    std::fs::copy(repo().join("systemd/mcp-gateway.socket"), &socket_path).unwrap();
+    (dir, service_path, socket_path)
+}
+
+#[test]
+fn unit_files_verify() {
+    let (_dir, service, socket) = units_for_this_build();
+    let output = systemd_analyze()
+        .arg("verify")
+        .arg(&service)
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+    assert!(
+        !report.contains("Unknown key") && !report.contains("Failed"),
+        "{report}"
+    );
+}
+
+#[test]
+fn service_sandbox_exposure_is_at_most_2() {
+    let (_dir, service, _) = units_for_this_build();
+    let output = systemd_analyze()
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&service)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let line = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("{report}"));
+    let score: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    eprintln!("{line}");
+    assert!(score <= 2.0, "exposure {score} is over 2.0:\n{report}");
+}
+
+#[test]
+fn the_device_configuration_is_valid() {
+    let file = repo().join("rootfs-overlay/etc/mcp/mcp-edge.toml");
+    let output = Command::new(BIN)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn the_socket_unit_names_its_socket_for_the_gateway() {
+    let socket = std::fs::read_to_string(repo().join("systemd/mcp-gateway.socket")).unwrap();
+    let name = mcp_edge_gateway::systemd::HTTP_SOCKET_NAME;
+    assert!(
+        socket
+            .lines()
+            .any(|l| l == format!("FileDescriptorName={name}")),
+        "{socket}"
+    );
+}
