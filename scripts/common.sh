@@ -89,3 +89,19 @@ NODE=$node
 NODE_MODULES=$node_project/node_modules
 VARS
 }
+
+# ensure_qemu: qemu-system-x86_64, OVMF and swtpm. Debian 12's qemu-system-x86 needs the
+# qemu-utils of the same release; a machine that has a newer qemu-utils (from backports) gets
+# the matching one installed instead.
+ensure_qemu() {
+    command -v qemu-system-x86_64 >/dev/null 2>&1 && [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] &&
+        command -v swtpm >/dev/null 2>&1 && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    local version
+    version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
+    step "installing QEMU $version, OVMF and swtpm"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends --allow-downgrades \
+        "qemu-system-x86=$version" "qemu-utils=$version" ovmf swtpm swtpm-tools
+}

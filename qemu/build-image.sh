@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds the reference image, a raw GPT disk for x86_64 UEFI machines (QEMU with OVMF, PCs):
+#
+#   ESP (systemd-boot, kernel, initrd) | rootfs-a (Debian 12 + mcp-gateway) | rootfs-b (empty,
+#   for A/B updates) | data
+#
+# from Debian packages, this checkout's release binary, systemd/ and rootfs-overlay/. Every
+# file system is built as a file (mkfs.ext4 -d, mkfs.vfat + mcopy) and copied into the disk
+# with dd: no loop devices, no mounts. With the same inputs and SOURCE_DATE_EPOCH two builds
+# are bit-identical.
+#
+#   bash qemu/build-image.sh [OUTPUT_DIR]        (default .cache/image)
+#
+# Writes OUTPUT_DIR/mcp-edge-amd64.img and its .sha256.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+cd "$repo_root"
+
+out=${1:-$repo_root/.cache/image}
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
+export TZ=UTC LC_ALL=C
+
+# Fixed identities, so that the same inputs give the same bytes. (Images for a fleet keep
+# these: a device's identity comes from its TPM and machine-id, not its partition UUIDs.)
+disk_guid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c01
+esp_uuid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c11
+root_a_uuid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c12
+root_b_uuid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c13
+data_uuid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c14
+fs_root_a=0c6a1f42-9d3b-4f6e-8a27-3e5b9d1c7f21
+fs_root_b=0c6a1f42-9d3b-4f6e-8a27-3e5b9d1c7f22
+fs_data=0c6a1f42-9d3b-4f6e-8a27-3e5b9d1c7f23
+esp_serial=4d434531
+
+esp_mib=128
+root_mib=768
+data_mib=64
+
+ensure_apt_packages mmdebstrap dosfstools mtools fdisk e2fsprogs zstd systemd-boot-efi
+require_cargo
+
+step "building mcp-gateway (release)"
+cargo build --release --locked --bin mcp-gateway
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-edge-image.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+rootfs=$work/rootfs
+
+step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
+mmdebstrap --variant=minbase --mode=root --format=directory \
+    --include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,initramfs-tools,tpm2-tools,iproute2,ca-certificates \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$root_a_uuid\"" \
+    bookworm "$rootfs"
+
+step "ESP: systemd-boot, kernel, initrd"
+kernel=$(ls "$rootfs"/boot/vmlinuz-* | sort | tail -n 1)
+initrd=$(ls "$rootfs"/boot/initrd.img-* | sort | tail -n 1)
+esp_tree=$work/esp
+mkdir -p "$esp_tree/EFI/BOOT" "$esp_tree/loader/entries"
+cp /usr/lib/systemd/boot/efi/systemd-bootx64.efi "$esp_tree/EFI/BOOT/BOOTX64.EFI"
+cp "$kernel" "$esp_tree/vmlinuz"
+cp "$initrd" "$esp_tree/initrd.img"
+printf 'default mcp-edge-a.conf\ntimeout 0\n' >"$esp_tree/loader/loader.conf"
+cat >"$esp_tree/loader/entries/mcp-edge-a.conf" <<ENTRY
+title mcp-edge (slot A)
+linux /vmlinuz
+initrd /initrd.img
+options root=PARTUUID=$root_a_uuid rw rootwait console=ttyS0,115200 quiet
+ENTRY
+find "$esp_tree" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+mkfs.vfat -C -i "$esp_serial" -n ESP "$work/esp.img" $((esp_mib * 1024)) >/dev/null
+(cd "$esp_tree" && mcopy -s -m -i "$work/esp.img" EFI loader initrd.img vmlinuz ::/)
+# mtools stamps entries with the current time; one fixed instant makes the ESP reproducible.
+python3 "$repo_root/qemu/fat-timestamps.py" "$work/esp.img" "$SOURCE_DATE_EPOCH"
+# The kernel and initrd live on the ESP; the root file system does not need a second copy.
+rm -f "$rootfs"/boot/vmlinuz-* "$rootfs"/boot/initrd.img-*
+
+step "root file systems (ext4 from the tree, no mount)"
+# Clamp modification times to SOURCE_DATE_EPOCH and set every access time to it: the build
+# reads files, and mkfs.ext4 -d copies access times into the image.
+find "$rootfs" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -m -d "@$SOURCE_DATE_EPOCH" {} +
+find "$rootfs" -exec touch -h -a -d "@$SOURCE_DATE_EPOCH" {} +
+mkfs.ext4 -q -d "$rootfs" -U "$fs_root_a" -L rootfs-a -E "hash_seed=$fs_root_a,root_owner=0:0" \
+    "$work/root-a.img" "${root_mib}M"
+# mkfs.ext4 -d copies each file's change time, which is when this build touched it; set them
+# all to SOURCE_DATE_EPOCH in the image (debugfs edits the file, no mount).
+(cd "$rootfs" && find . -print0 | sort -z | tr '\0' '\n' | sed 's|^\.||; s|^$|/|; s|.*|sif "&" ctime @'"$SOURCE_DATE_EPOCH"'|') \
+    >"$work/ctimes.debugfs"
+debugfs -w -f "$work/ctimes.debugfs" "$work/root-a.img" >/dev/null 2>"$work/debugfs.log" ||
+    die "debugfs failed: $(tail -n 5 "$work/debugfs.log")"
+mkfs.ext4 -q -U "$fs_root_b" -L rootfs-b -E "hash_seed=$fs_root_b,root_owner=0:0" "$work/root-b.img" "${root_mib}M"
+mkfs.ext4 -q -U "$fs_data" -L data -E "hash_seed=$fs_data,root_owner=0:0" "$work/data.img" "${data_mib}M"
+
+step "GPT disk"
+mkdir -p "$out"
+image=$out/mcp-edge-amd64.img
+total_mib=$((1 + esp_mib + 2 * root_mib + data_mib + 1))
+rm -f "$image"
+truncate -s "${total_mib}M" "$image"
+sfdisk --quiet "$image" <<TABLE
+label: gpt
+label-id: $disk_guid
+unit: sectors
+first-lba: 2048
+
+start=2048, size=$((esp_mib * 2048)), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=$esp_uuid, name="esp"
+size=$((root_mib * 2048)), type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=$root_a_uuid, name="rootfs-a"
+size=$((root_mib * 2048)), type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=$root_b_uuid, name="rootfs-b"
+size=$((data_mib * 2048)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=$data_uuid, name="data"
+TABLE
+offset=1
+for part in esp root-a root-b data; do
+    dd if="$work/$part.img" of="$image" bs=1M seek="$offset" conv=notrunc,sparse status=none
+    offset=$((offset + $(stat -c %s "$work/$part.img") / 1048576))
+done
+
+(cd "$out" && sha256sum "$(basename "$image")" >"$(basename "$image").sha256")
+step "built $image ($(du -h --apparent-size "$image" | cut -f1), sha256 $(cut -d' ' -f1 "$image.sha256"))"

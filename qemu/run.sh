@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Boots the reference image in QEMU the way a device boots: UEFI firmware (OVMF) and
+# systemd-boot, with a software TPM (swtpm, its own state per boot) so the firmware and loader
+# measure the boot chain. The gateway's port 8080 is forwarded to a free port on 127.0.0.1.
+#
+#   bash qemu/run.sh [IMAGE]          (default .cache/image/mcp-edge-amd64.img)
+#
+# The console is this terminal (Ctrl-A X quits QEMU). Environment:
+#   MCP_EDGE_PORT=N      host port for the gateway (default: a free one)
+#   MCP_EDGE_SERIAL=F    write the console to F instead of this terminal
+#   MCP_EDGE_STATE=D     keep the TPM state and firmware variables in D (default: a temp dir);
+#                        D/qmp.sock is QEMU's QMP socket (for example to power the guest off)
+#   MCP_EDGE_ACCEL=kvm   use KVM (default tcg: KVM hangs or aborts on the nested build machines)
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
+cd "$repo_root"
+
+image=${1:-$repo_root/.cache/image/mcp-edge-amd64.img}
+[ -f "$image" ] || die "$image is missing: build it with bash qemu/build-image.sh"
+ensure_qemu
+
+state=${MCP_EDGE_STATE:-$(mktemp -d "${TMPDIR:-/tmp}/mcp-edge-vm.XXXXXX")}
+mkdir -p "$state"
+port=${MCP_EDGE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+
+# One TPM per boot, like one chip per device.
+mkdir -p "$state/tpm"
+swtpm socket --tpm2 --tpmstate dir="$state/tpm" --ctrl type=unixio,path="$state/swtpm.sock" \
+    --flags startup-clear --log file="$state/swtpm.log" &
+swtpm_pid=$!
+trap 'kill "$swtpm_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do [ -S "$state/swtpm.sock" ] && break; sleep 0.1; done
+[ -S "$state/swtpm.sock" ] || die "swtpm did not start: $(cat "$state/swtpm.log")"
+
+[ -f "$state/OVMF_VARS.fd" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$state/OVMF_VARS.fd"
+accel=${MCP_EDGE_ACCEL:-tcg}
+serial=(-serial mon:stdio)
+[ -n "${MCP_EDGE_SERIAL:-}" ] && serial=(-serial "file:$MCP_EDGE_SERIAL")
+
+echo "mcp-gateway will answer on http://127.0.0.1:$port (/health, /mcp); accelerator: $accel" >&2
+qemu-system-x86_64 \
+    -machine q35 -accel "$accel" -cpu max -smp 2 -m 1024 \
+    -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+    -drive if=pflash,format=raw,unit=1,file="$state/OVMF_VARS.fd" \
+    -chardev socket,id=chrtpm,path="$state/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
+    -device tpm-tis,tpmdev=tpm0 \
+    -drive file="$image",format=raw,if=virtio,snapshot=on \
+    -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$port"-:8080 -device virtio-net-pci,netdev=net0 \
+    -qmp unix:"$state/qmp.sock",server=on,wait=off \
+    -display none -no-reboot "${serial[@]}"

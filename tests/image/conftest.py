@@ -1,0 +1,120 @@
+"""Fixtures for the whole-image tests, each building on the one before:
+built image -> booted VM (with its own swtpm) -> gateway ready on the forwarded port.
+
+The image is built once per session with qemu/build-image.sh (about 2 minutes) and booted
+with qemu/run.sh under TCG. On any failure the tail of the serial console is printed.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_DIR = REPO / ".cache" / "image"
+READY_TIMEOUT = 240  # seconds; TCG boots in about 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def image():
+    """The reference image, built from this checkout."""
+    subprocess.run(["bash", str(REPO / "qemu" / "build-image.sh"), str(IMAGE_DIR)], check=True)
+    path = IMAGE_DIR / "mcp-edge-amd64.img"
+    assert path.exists()
+    return path
+
+
+class Vm:
+    def __init__(self, image, state):
+        self.state = Path(state)
+        self.serial = self.state / "serial.log"
+        self.port = free_port()
+        env = dict(os.environ, MCP_EDGE_PORT=str(self.port), MCP_EDGE_SERIAL=str(self.serial),
+                   MCP_EDGE_STATE=str(self.state))
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(["bash", str(REPO / "qemu" / "run.sh"), str(image)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.ready_after = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path, timeout=5):
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+
+    def wait_ready(self):
+        """Polls /health through the port forward until the gateway answers 200 (the gateway
+        answers only after systemd's socket has started it and it is listening)."""
+        deadline = self.started + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"QEMU exited ({self.process.returncode}): {self.stderr()}"
+            try:
+                status, body = self.get("/health", timeout=2)
+                if status == 200:
+                    self.ready_after = time.monotonic() - self.started
+                    return body
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"the gateway was not ready within {READY_TIMEOUT} s")
+
+    def qmp(self, command):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(self.state / "qmp.sock"))
+            reader = s.makefile("r")
+            reader.readline()  # greeting
+            for message in ({"execute": "qmp_capabilities"}, {"execute": command}):
+                s.sendall(json.dumps(message).encode() + b"\n")
+                reader.readline()
+
+    def serial_tail(self, lines=60):
+        if not self.serial.exists():
+            return "(no serial output)"
+        return "\n".join(self.serial.read_text(errors="replace").splitlines()[-lines:])
+
+    def stderr(self):
+        return self.process.stderr.read().decode(errors="replace") if self.process.poll() is not None else ""
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+
+
+@pytest.fixture(scope="session")
+def vm(image):
+    """A booted VM whose gateway is ready."""
+    with tempfile.TemporaryDirectory(prefix="mcp-edge-vm.") as state:
+        machine = Vm(image, state)
+        try:
+            machine.wait_ready()
+            print(f"\ngateway ready {machine.ready_after:.1f} s after QEMU started (TCG)")
+            yield machine
+        finally:
+            machine.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    machine = item.funcargs.get("vm") if hasattr(item, "funcargs") else None
+    if report.failed and machine is not None:
+        report.sections.append(("serial console (tail)", machine.serial_tail()))

@@ -1,0 +1,50 @@
+"""The reference image booted whole in QEMU (UEFI, systemd-boot, swtpm), tested from the host."""
+
+import asyncio
+import hashlib
+import subprocess
+import time
+
+from conftest import REPO
+
+
+def test_gateway_reports_ready(vm):
+    status, health = vm.get("/health")
+    assert status == 200
+    assert health["status"] == "ready"
+    assert health["subsystems"]["http"]["ready"] is True
+    # Socket activation: systemd owns the port, the gateway serves on the inherited socket.
+    assert "8080" in health["subsystems"]["http"]["detail"]
+
+
+def test_mcp_tools_through_the_port_forward(vm):
+    from mcp import Client
+
+    async def exercise():
+        async with Client(vm.url + "/mcp", mode="legacy", raise_exceptions=True) as client:
+            tools = [t.name for t in (await client.list_tools()).tools]
+            info = await client.call_tool("device_info", {})
+            return tools, info.structured_content
+
+    tools, info = asyncio.run(exercise())
+    assert {"device_info", "device_sensors", "network_links"} <= set(tools)
+    assert info["hostname"] == "mcp-edge"
+    assert "cloud-amd64" in info["kernel"]
+    assert info["os"].startswith("Debian GNU/Linux 12")
+    assert info["disk"]["path"] == "/var/lib/mcp-edge"
+
+
+def test_a_second_build_is_bit_identical(image, tmp_path):
+    first = hashlib.sha256(image.read_bytes()).hexdigest()
+    subprocess.run(["bash", str(REPO / "qemu" / "build-image.sh"), str(tmp_path)], check=True)
+    second = hashlib.sha256((tmp_path / "mcp-edge-amd64.img").read_bytes()).hexdigest()
+    assert first == second, "two builds from the same inputs differ; compare them with diffoscope"
+
+
+def test_clean_power_off(vm):
+    vm.qmp("system_powerdown")
+    deadline = time.monotonic() + 90
+    while vm.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert vm.process.poll() is not None, "the guest did not power off within 90 s"
+    assert "reboot: Power down" in vm.serial.read_text(errors="replace")
