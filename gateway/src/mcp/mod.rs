@@ -186,6 +186,17 @@ impl McpGateway {
         changed
     }
 
+    /// The open 2025-11-25 sessions (closed ones are dropped on the way).
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Vec<Peer<RoleServer>>> {
+        let mut sessions = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|peer| !peer.is_transport_closed());
+        sessions
+    }
+
     fn upstream(&self, owner: Owner) -> Option<&Arc<Upstream>> {
         match owner {
             Owner::Upstream(i) => self.inner.upstreams.get(i),
@@ -199,6 +210,16 @@ fn unexpected(name: &str) -> McpError {
         format!("upstream \"{name}\" answered with an unexpected result type"),
         None,
     )
+}
+
+/// A list result holding one page of `items`, with `nextCursor` when more follow.
+macro_rules! paginated {
+    ($result:ty, $items:expr, $request:expr) => {{
+        let (items, next) = page($items, $request.as_ref())?;
+        let mut result = <$result>::with_all_items(items);
+        result.next_cursor = next;
+        Ok(result)
+    }};
 }
 
 /// One page of `items` after `cursor` (a decimal offset this gateway handed out).
@@ -245,13 +266,7 @@ impl ServerHandler for McpGateway {
     }
 
     async fn on_initialized(&self, cx: NotificationContext<RoleServer>) {
-        let mut sessions = self
-            .inner
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        sessions.retain(|peer| !peer.is_transport_closed());
-        sessions.push(cx.peer);
+        self.sessions().push(cx.peer);
     }
 
     async fn list_tools(
@@ -259,10 +274,7 @@ impl ServerHandler for McpGateway {
         request: Option<PaginatedRequestParams>,
         _cx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let (items, next) = page(&self.catalog().tools, request.as_ref())?;
-        let mut result = ListToolsResult::with_all_items(items);
-        result.next_cursor = next;
-        Ok(result)
+        paginated!(ListToolsResult, &self.catalog().tools, request)
     }
 
     async fn call_tool(
@@ -299,10 +311,7 @@ impl ServerHandler for McpGateway {
         request: Option<PaginatedRequestParams>,
         _cx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let (items, next) = page(&self.catalog().prompts, request.as_ref())?;
-        let mut result = ListPromptsResult::with_all_items(items);
-        result.next_cursor = next;
-        Ok(result)
+        paginated!(ListPromptsResult, &self.catalog().prompts, request)
     }
 
     async fn get_prompt(
@@ -341,10 +350,7 @@ impl ServerHandler for McpGateway {
         request: Option<PaginatedRequestParams>,
         _cx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let (items, next) = page(&self.catalog().resources, request.as_ref())?;
-        let mut result = ListResourcesResult::with_all_items(items);
-        result.next_cursor = next;
-        Ok(result)
+        paginated!(ListResourcesResult, &self.catalog().resources, request)
     }
 
     async fn list_resource_templates(
@@ -352,10 +358,11 @@ impl ServerHandler for McpGateway {
         request: Option<PaginatedRequestParams>,
         _cx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let (items, next) = page(&self.catalog().templates, request.as_ref())?;
-        let mut result = ListResourceTemplatesResult::with_all_items(items);
-        result.next_cursor = next;
-        Ok(result)
+        paginated!(
+            ListResourceTemplatesResult,
+            &self.catalog().templates,
+            request
+        )
     }
 
     async fn read_resource(

@@ -17,15 +17,7 @@ impl McpGateway {
         if !changed {
             return;
         }
-        let sessions: Vec<Peer<RoleServer>> = {
-            let mut sessions = self
-                .inner
-                .sessions
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            sessions.retain(|peer| !peer.is_transport_closed());
-            sessions.clone()
-        };
+        let sessions = self.sessions().clone();
         for peer in sessions {
             let _ = peer.notify_tool_list_changed().await;
             let _ = peer.notify_prompt_list_changed().await;
