@@ -9,7 +9,8 @@
 #   MCP_EDGE_PORT=N      host port for the gateway (default: a free one)
 #   MCP_EDGE_SERIAL=F    write the console to F instead of this terminal
 #   MCP_EDGE_STATE=D     keep the TPM state and firmware variables in D (default: a temp dir);
-#                        D/qmp.sock is QEMU's QMP socket (for example to power the guest off)
+#                        D/qmp.sock is QEMU's QMP socket (for example to power the guest off),
+#                        D/qga.sock the guest agent's (to run a command in the guest)
 #   MCP_EDGE_ACCEL=kvm   use KVM (default tcg: KVM hangs or aborts on the nested build machines)
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$repo_root"
@@ -46,4 +47,6 @@ qemu-system-x86_64 \
     -drive file="$image",format=raw,if=virtio,snapshot=on \
     -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$port"-:8080 -device virtio-net-pci,netdev=net0 \
     -qmp unix:"$state/qmp.sock",server=on,wait=off \
+    -device virtio-serial -chardev socket,id=qga0,path="$state/qga.sock",server=on,wait=off \
+    -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \
     -display none -no-reboot "${serial[@]}"

@@ -2,7 +2,8 @@
 built image -> booted VM (with its own swtpm) -> gateway ready on the forwarded port.
 
 The image is built once per session with qemu/build-image.sh (about 2 minutes) and booted
-with qemu/run.sh under TCG. On any failure the tail of the serial console is printed.
+with qemu/run.sh under TCG. Commands run in the guest through the QEMU guest agent. On any
+failure the tail of the serial console and of the guest's journal are printed.
 """
 
 import json
@@ -118,3 +119,39 @@ def pytest_runtest_makereport(item, call):
     machine = item.funcargs.get("vm") if hasattr(item, "funcargs") else None
     if report.failed and machine is not None:
         report.sections.append(("serial console (tail)", machine.serial_tail()))
+        if machine.process.poll() is None:
+            try:
+                _, journal = guest_exec(machine, ["/usr/bin/journalctl", "-b", "-n", "80", "--no-pager"], timeout=20)
+            except Exception as error:  # the guest may be the thing that broke
+                journal = f"(journal not readable: {error})"
+            report.sections.append(("guest journal (tail)", journal))
+
+
+def guest_exec(vm, argv, timeout=60):
+    """Runs a command in the guest through the QEMU guest agent; returns (exit code, stdout)."""
+    import base64
+
+    def call(sock, reader, message):
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        while True:
+            answer = json.loads(reader.readline())
+            if "return" in answer or "error" in answer:
+                assert "error" not in answer, answer
+                return answer["return"]
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(vm.state / "qga.sock"))
+        reader = sock.makefile("r")
+        # The agent may have seen a half-finished exchange: sync first.
+        call(sock, reader, {"execute": "guest-sync", "arguments": {"id": 4711}})
+        pid = call(sock, reader, {"execute": "guest-exec",
+                                  "arguments": {"path": argv[0], "arg": argv[1:], "capture-output": True}})["pid"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = call(sock, reader, {"execute": "guest-exec-status", "arguments": {"pid": pid}})
+            if status.get("exited"):
+                out = base64.b64decode(status.get("out-data", "")).decode(errors="replace")
+                return status.get("exitcode"), out
+            time.sleep(0.2)
+    raise AssertionError(f"{argv} did not finish in the guest within {timeout} s")

@@ -1,0 +1,58 @@
+"""Inside the booted image, through the QEMU guest agent: the measured boot, and the gateway's
+sandbox and watchdog as systemd runs them."""
+
+import re
+import time
+
+from conftest import guest_exec
+
+
+def test_firmware_and_loader_measured_the_boot_into_the_tpm(vm):
+    code, out = guest_exec(vm, ["/usr/bin/tpm2_pcrread", "sha256:0,1,2,3,4,5,6,7"])
+    assert code == 0, out
+    values = dict(re.findall(r"^\s+(\d+)\s*:\s*0x([0-9A-F]+)", out, re.M))
+    assert sorted(values, key=int) == [str(i) for i in range(8)], out
+    for pcr, value in values.items():
+        assert set(value) != {"0"}, f"PCR {pcr} is all zero:\n{out}"
+
+
+def test_the_gateway_runs_unprivileged_in_its_sandbox(vm):
+    code, out = guest_exec(vm, ["/usr/bin/systemd-analyze", "security", "--no-pager", "mcp-gateway.service"])
+    line = next(l for l in out.splitlines() if "Overall exposure level" in l)
+    score = float(line.split(":")[1].split()[0])
+    print(f"\nin the booted image: {line.strip()}")
+    assert score <= 2.0, out
+
+    code, pid = guest_exec(vm, ["/usr/bin/systemctl", "show", "-P", "MainPID", "mcp-gateway.service"])
+    pid = pid.strip()
+    assert code == 0 and pid not in ("", "0"), pid
+    code, status = guest_exec(vm, ["/usr/bin/cat", f"/proc/{pid}/status"])
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    uid = fields["Uid"].split()[0]
+    assert uid != "0", "the gateway runs as root"
+    for capability in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(fields[capability].strip(), 16) == 0, f"{capability} = {fields[capability]}"
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Seccomp"].strip() == "2"
+
+
+def test_a_hung_gateway_is_restarted_by_the_watchdog(vm):
+    _, before = guest_exec(vm, ["/usr/bin/systemctl", "show", "-P", "MainPID", "mcp-gateway.service"])
+    before = before.strip()
+    # SIGSTOP freezes every thread: no watchdog ping arrives, and WatchdogSec=30 expires.
+    code, out = guest_exec(
+        vm, ["/usr/bin/systemctl", "kill", "--signal=SIGSTOP", "--kill-whom=main", "mcp-gateway.service"]
+    )
+    assert code == 0, out
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        _, now = guest_exec(vm, ["/usr/bin/systemctl", "show", "-P", "MainPID", "mcp-gateway.service"])
+        if now.strip() not in ("", "0", before):
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError("systemd did not restart the frozen gateway within 120 s")
+    status, health = vm.get("/health", timeout=10)
+    assert status == 200 and health["status"] == "ready"
+    _, journal = guest_exec(vm, ["/usr/bin/journalctl", "-u", "mcp-gateway.service", "--no-pager", "-q"])
+    assert "Watchdog timeout" in journal, journal[-2000:]
