@@ -57,14 +57,6 @@ impl Located {
 }
 
 impl ConfigError {
-    /// The problems, in file order for parse errors and in rule order for validation.
-    pub fn problems(&self) -> &[Located] {
-        match self {
-            ConfigError::Read { .. } => &[],
-            ConfigError::Invalid(problems) => problems,
-        }
-    }
-
     pub(super) fn at_span(
         origin: &str,
         text: &str,

@@ -305,15 +305,6 @@ impl GatewayHandle {
     pub fn reload_rejected(&self) {
         self.shared.metrics.reload(false);
     }
-
-    /// The configuration in effect.
-    pub fn config(&self) -> Config {
-        self.shared
-            .config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
 }
 
 fn http_builder() -> auto::Builder<TokioExecutor> {
