@@ -87,15 +87,7 @@ pub fn hwmon_sensors(root: &SystemRoot) -> Vec<HwmonSensor> {
     let mut sensors = Vec::new();
     for dir in root.entries("/sys/class/hwmon", "hwmon") {
         let chip = read_trimmed(&dir.join("name")).unwrap_or_else(|| file_name(&dir));
-        let mut inputs: Vec<String> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with("_input"))
-            .collect();
-        inputs.sort();
-        for input in inputs {
+        for input in file_names(&dir, |n| n.ends_with("_input")) {
             let sensor = input.trim_end_matches("_input");
             let Some((_, unit, divisor)) = HWMON_KINDS
                 .iter()
@@ -118,6 +110,19 @@ pub fn hwmon_sensors(root: &SystemRoot) -> Vec<HwmonSensor> {
     sensors
 }
 
+/// Names of the files in `dir` that `keep` accepts, sorted.
+fn file_names(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| keep(n))
+        .collect();
+    names.sort();
+    names
+}
+
 fn is_index(rest: &str) -> bool {
     !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())
 }
@@ -127,14 +132,9 @@ pub fn iio_sensors(root: &SystemRoot) -> Vec<IioSensor> {
     for dir in root.entries("/sys/bus/iio/devices", "iio:device") {
         let device = file_name(&dir);
         let name = read_trimmed(&dir.join("name"));
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("in_") && (n.ends_with("_raw") || n.ends_with("_input")))
-            .collect();
-        files.sort();
+        let files = file_names(&dir, |n| {
+            n.starts_with("in_") && (n.ends_with("_raw") || n.ends_with("_input"))
+        });
         for file in &files {
             let (channel, value) = if let Some(channel) = file.strip_suffix("_input") {
                 (channel, read_number::<f64>(&dir.join(file)))

@@ -11,7 +11,7 @@ use rmcp::model::{
 use rmcp::service::{Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
 use rmcp::ErrorData as McpError;
 
-use super::upstream::{Downstream, Upstream};
+use super::upstream::{speaks_2026, Downstream, Upstream};
 use super::McpGateway;
 
 impl McpGateway {
@@ -96,10 +96,7 @@ impl McpGateway {
             peer: cx.peer.clone(),
             log_level,
         });
-        let upstream_is_modern = peer
-            .peer_info()
-            .is_some_and(|info| !info.protocol_version.has_initialize());
-        let options = if upstream_is_modern {
+        let options = if speaks_2026(&peer) {
             PeerRequestOptions::no_options().with_meta(self.upstream_meta(cx))
         } else {
             PeerRequestOptions::no_options()

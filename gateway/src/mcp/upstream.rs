@@ -113,11 +113,7 @@ impl Upstream {
 
     /// Whether the live connection speaks 2026-07-28 (no sessions, no server-to-client requests).
     pub fn is_modern(&self) -> bool {
-        self.read()
-            .peer
-            .as_ref()
-            .and_then(|p| p.peer_info())
-            .is_some_and(|info| !info.protocol_version.has_initialize())
+        self.read().peer.as_ref().is_some_and(speaks_2026)
     }
 
     /// Adds `uri` to (or removes it from) the resources whose updates this upstream's listen
@@ -367,6 +363,12 @@ impl Upstream {
         self.write().listing = listing;
         Ok(())
     }
+}
+
+/// Whether a connection negotiated 2026-07-28 (no `initialize` in its revision).
+pub fn speaks_2026(peer: &Peer<RoleClient>) -> bool {
+    peer.peer_info()
+        .is_some_and(|info| !info.protocol_version.has_initialize())
 }
 
 /// Keeps a `subscriptions/listen` stream open to a 2026-07-28 upstream (where list changes and
