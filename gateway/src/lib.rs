@@ -4,12 +4,16 @@
 //! routes, [`health`] and [`telemetry`] report, [`systemd`] talks to the service manager, and
 //! [`daemon`] ties them to a process (signals, reload, exit codes).
 
+pub mod cloud;
 pub mod config;
 pub mod daemon;
 pub mod device;
 pub mod health;
+pub mod inference;
 pub mod logging;
 pub mod mcp;
+pub mod openai;
+pub mod router;
 pub mod server;
 pub mod systemd;
 pub mod telemetry;

@@ -68,25 +68,56 @@ impl Default for GatewayConfig {
     }
 }
 
-/// `[models]`: the local model and the cloud endpoint it falls back to.
+/// `[models]`: the local model, the cloud endpoint it falls back to, and how requests are
+/// routed between them.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
-    /// Name the local model is served under.
+    /// Name the local model is served under (default: the file name without `.gguf`).
     #[serde(deserialize_with = "opt_string")]
     pub local_model: Option<String>,
-    /// GGUF file of the local model.
+    /// GGUF file of the local model; unset runs without one.
     #[serde(deserialize_with = "opt_path")]
     pub model_path: Option<PathBuf>,
+    /// `tokenizer.json` to use instead of the tokenizer in the GGUF file (default: one beside
+    /// the model file, if present).
+    #[serde(deserialize_with = "opt_path")]
+    pub tokenizer_path: Option<PathBuf>,
+    /// Memory the local model may use (weights, KV cache, working memory); a model that
+    /// needs more is refused at start-up.
     pub max_memory_mb: u32,
+    /// Tokens of prompt plus answer per request; sizes the KV cache.
+    pub context_length: u32,
+    /// Default and ceiling of `max_tokens` in a request.
     pub max_tokens: u32,
-    /// OpenAI-compatible base URL (`http://` or `https://`).
+    /// Threads of the local model; 0 uses one per core.
+    pub threads: u32,
+    /// Requests that may wait for the local model while it runs one; more get 429 (or go to
+    /// the cloud).
+    pub max_queued: u32,
+    /// Which backend answers first.
+    pub routing: Routing,
+    /// The local model must produce its first token within this time, else the request goes
+    /// to the cloud (when one is configured and available).
+    pub fallback_threshold_ms: u64,
+    /// Rounds of tool calls one completion may make through the MCP layer.
+    pub max_tool_rounds: u32,
+    /// OpenAI-compatible base URL (`http://` or `https://`), up to and including `/v1`.
     #[serde(deserialize_with = "opt_string")]
     pub cloud_endpoint: Option<String>,
     #[serde(deserialize_with = "opt_secret")]
     pub cloud_api_key: Option<Secret>,
-    /// Local inference slower than this to first token hands the request to the cloud.
-    pub fallback_threshold_ms: u64,
+    /// Model name sent to the cloud (default: the one the request names).
+    #[serde(deserialize_with = "opt_string")]
+    pub cloud_model: Option<String>,
+    /// Longest wait for the cloud to accept a request, and for each piece of its answer.
+    pub cloud_timeout_ms: u64,
+    /// Retries of a cloud request that failed in a way that is safe to repeat.
+    pub cloud_retries: u32,
+    /// Failed cloud requests in a row that open the circuit breaker.
+    pub circuit_breaker_failures: u32,
+    /// How long the open circuit refuses cloud requests before one probe may go.
+    pub circuit_breaker_cooldown_ms: u64,
 }
 
 impl Default for ModelsConfig {
@@ -94,13 +125,39 @@ impl Default for ModelsConfig {
         Self {
             local_model: None,
             model_path: None,
+            tokenizer_path: None,
             max_memory_mb: 512,
+            context_length: 2048,
             max_tokens: 256,
+            threads: 0,
+            max_queued: 4,
+            routing: Routing::LocalFirst,
+            fallback_threshold_ms: 2_000,
+            max_tool_rounds: 4,
             cloud_endpoint: None,
             cloud_api_key: None,
-            fallback_threshold_ms: 2_000,
+            cloud_model: None,
+            cloud_timeout_ms: 30_000,
+            cloud_retries: 2,
+            circuit_breaker_failures: 5,
+            circuit_breaker_cooldown_ms: 30_000,
         }
     }
+}
+
+/// `models.routing`: the default policy between the local model and the cloud. A request may
+/// still ask for one backend (`"backend": "local"` or `"cloud"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// The local model when it can answer in time, else the cloud.
+    LocalFirst,
+    /// The cloud while it is reachable, else the local model.
+    CloudFirst,
+    /// Never the cloud.
+    LocalOnly,
+    /// Never the local model.
+    CloudOnly,
 }
 
 /// `[offline]`: the durable request queue.

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Display;
 
-use super::Config;
+use super::{Config, Routing};
 
 /// One broken rule: the dotted key it is about (`upstreams[1].url`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +76,39 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
     let m = &config.models;
     p.range("models.max_memory_mb", m.max_memory_mb, 16, 1 << 20);
     p.range("models.max_tokens", m.max_tokens, 1, 131_072);
+    p.range("models.context_length", m.context_length, 64, 131_072);
+    p.range("models.threads", m.threads, 0, 1_024);
+    p.range("models.max_queued", m.max_queued, 1, 10_000);
+    p.range("models.max_tool_rounds", m.max_tool_rounds, 1, 32);
+    p.range("models.cloud_timeout_ms", m.cloud_timeout_ms, 100, 600_000);
+    p.range("models.cloud_retries", m.cloud_retries, 0, 10);
+    p.range(
+        "models.circuit_breaker_failures",
+        m.circuit_breaker_failures,
+        1,
+        1_000,
+    );
+    p.range(
+        "models.circuit_breaker_cooldown_ms",
+        m.circuit_breaker_cooldown_ms,
+        100,
+        3_600_000,
+    );
+    if m.model_path.is_none() && m.tokenizer_path.is_some() {
+        p.add(
+            "models.tokenizer_path",
+            "is set but models.model_path is not",
+        );
+    }
+    match m.routing {
+        Routing::LocalOnly if m.model_path.is_none() => {
+            p.add("models.routing", "local_only needs models.model_path");
+        }
+        Routing::CloudOnly if m.cloud_endpoint.is_none() => {
+            p.add("models.routing", "cloud_only needs models.cloud_endpoint");
+        }
+        _ => {}
+    }
     p.range(
         "models.fallback_threshold_ms",
         m.fallback_threshold_ms,

@@ -156,7 +156,7 @@ impl McpGateway {
     }
 
     /// Timeout of one forwarded call: the upstream's own, else the gateway's request timeout.
-    fn call_timeout(&self, upstream: &Upstream) -> Duration {
+    pub(super) fn call_timeout(&self, upstream: &Upstream) -> Duration {
         if upstream.config.timeout_ms > 0 {
             return Duration::from_millis(upstream.config.timeout_ms);
         }

@@ -16,7 +16,9 @@
 pub mod builtin;
 pub mod catalog;
 mod forward;
+mod generate;
 mod notify;
+mod tool_host;
 pub mod transport;
 pub mod upstream;
 
@@ -70,20 +72,31 @@ struct Inner {
     /// Resource URI → sessions subscribed to it (2025-11-25 `resources/subscribe`).
     subscriptions: Mutex<std::collections::HashMap<String, Vec<Peer<RoleServer>>>>,
     log_level: Mutex<Option<LoggingLevel>>,
+    /// The local model behind the `generate` tool and the `ask_local_model` prompt.
+    local: Option<crate::inference::LocalModel>,
     shutdown: CancellationToken,
 }
 
 impl McpGateway {
-    pub fn new(device: DeviceContext, upstreams: &[UpstreamConfig], health: Arc<Health>) -> Self {
+    pub fn new(
+        device: DeviceContext,
+        upstreams: &[UpstreamConfig],
+        health: Arc<Health>,
+        local: Option<crate::inference::LocalModel>,
+    ) -> Self {
         // HTTP upstreams use rustls with the ring provider (it builds for x86_64 and aarch64
         // without cmake). Installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let builtin = Listing {
+        let mut builtin = Listing {
             tools: builtin::tools(),
             prompts: builtin::prompts(),
             resources: builtin::resources(),
             templates: Vec::new(),
         };
+        if let Some(model) = &local {
+            builtin.tools.push(generate::tool(model));
+            builtin.prompts.push(generate::prompt(model));
+        }
         let upstreams: Vec<Arc<Upstream>> = upstreams.iter().cloned().map(Upstream::new).collect();
         let gateway = Self {
             inner: Arc::new(Inner {
@@ -96,6 +109,7 @@ impl McpGateway {
                 subscriptions: Mutex::default(),
                 listeners: Mutex::default(),
                 log_level: Mutex::default(),
+                local,
                 shutdown: CancellationToken::new(),
             }),
         };
@@ -104,14 +118,22 @@ impl McpGateway {
     }
 
     /// A gateway outside the HTTP server (stdio mode), with its own metrics and health board.
-    pub fn standalone(config: crate::config::Config) -> Self {
+    pub fn standalone(
+        config: crate::config::Config,
+        local: Option<crate::inference::LocalModel>,
+    ) -> Self {
         let device = DeviceContext {
             root: crate::device::SystemRoot::new(&config.device.system_root),
             state_dir: crate::config::default_state_dir(),
             metrics: Arc::new(crate::telemetry::Metrics::new()),
             config: Arc::new(RwLock::new(config.clone())),
         };
-        Self::new(device, &config.upstreams, Arc::new(Health::default()))
+        Self::new(
+            device,
+            &config.upstreams,
+            Arc::new(Health::default()),
+            local,
+        )
     }
 
     /// Starts one supervisor per upstream and the task that rebuilds the catalog when any of
@@ -195,6 +217,22 @@ impl McpGateway {
             .unwrap_or_else(|p| p.into_inner());
         sessions.retain(|peer| !peer.is_transport_closed());
         sessions
+    }
+
+    /// Runs a built-in tool (the device tools, and `generate` when a local model is loaded);
+    /// `None` when there is no such tool.
+    async fn call_builtin(
+        &self,
+        name: &str,
+        arguments: Option<&serde_json::Map<String, serde_json::Value>>,
+        cancel: CancellationToken,
+    ) -> Option<rmcp::model::CallToolResult> {
+        match (name, &self.inner.local) {
+            (generate::GENERATE, Some(model)) => {
+                Some(generate::call(model, arguments, cancel).await)
+            }
+            _ => builtin::call_tool(&self.inner.device, name, arguments),
+        }
     }
 
     fn upstream(&self, owner: Owner) -> Option<&Arc<Upstream>> {
@@ -288,7 +326,9 @@ impl ServerHandler for McpGateway {
             .ok_or_else(|| not_found("tool", &request.name))?;
         let Some(upstream) = self.upstream(route.owner) else {
             let arguments = request.arguments.as_ref();
-            let result = builtin::call_tool(&self.inner.device, &route.original, arguments)
+            let result = self
+                .call_builtin(&route.original, arguments, cx.ct.clone())
+                .await
                 .ok_or_else(|| not_found("tool", &request.name))?;
             return Ok(result.into());
         };
@@ -324,12 +364,15 @@ impl ServerHandler for McpGateway {
             .prompt(&request.name)
             .ok_or_else(|| not_found("prompt", &request.name))?;
         let Some(upstream) = self.upstream(route.owner) else {
-            let prompt = builtin::get_prompt(
-                &self.inner.device,
-                &route.original,
-                request.arguments.as_ref(),
-            )
-            .ok_or_else(|| not_found("prompt", &request.name))?;
+            let arguments = request.arguments.as_ref();
+            if let (generate::ASK, Some(model)) = (route.original.as_str(), &self.inner.local) {
+                return generate::get_prompt(model, arguments, cx.ct.clone())
+                    .await
+                    .map(Into::into)
+                    .map_err(|e| McpError::invalid_params(e, None));
+            }
+            let prompt = builtin::get_prompt(&self.inner.device, &route.original, arguments)
+                .ok_or_else(|| not_found("prompt", &request.name))?;
             return Ok(prompt.into());
         };
         let mut params = request;

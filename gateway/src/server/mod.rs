@@ -5,6 +5,7 @@ mod host;
 mod reload;
 mod response;
 mod routes;
+mod v1;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -21,10 +22,13 @@ use tracing::{debug, info, warn};
 
 pub use reload::ReloadReport;
 
+use crate::cloud::CloudClient;
 use crate::config::{Config, ConfigError};
 use crate::device::SystemRoot;
 use crate::health::Health;
+use crate::inference::LocalModel;
 use crate::mcp::{self, builtin::DeviceContext, McpGateway};
+use crate::router::{Completions, PolicyRouter, ToolHost};
 use crate::systemd;
 use crate::telemetry::Metrics;
 
@@ -59,6 +63,12 @@ pub enum GatewayError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The local model cannot be loaded.
+    #[error("local model: {0}")]
+    LocalModel(#[from] crate::inference::LoadError),
+    /// The cloud client cannot be set up.
+    #[error("cloud endpoint: {0}")]
+    Cloud(String),
     /// The listening socket is unusable.
     #[error("the listening socket is unusable: {0}")]
     Listener(std::io::Error),
@@ -92,6 +102,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     mcp: McpGateway,
+    /// The local model, the cloud and the router between them.
+    completions: Completions,
     /// `/mcp`; its token ends open SSE streams at shutdown so that the drain can finish.
     mcp_http: mcp::transport::HttpService,
     mcp_streams: CancellationToken,
@@ -151,7 +163,10 @@ impl Gateway {
             .unwrap_or_else(|p| p.into_inner())
             .upstreams
             .clone();
-        let mcp = McpGateway::new(device, &upstreams, Arc::clone(&health));
+        let models = config_snapshot(&config).models;
+        let local = LocalModel::from_config(&models)?;
+        let mcp = McpGateway::new(device, &upstreams, Arc::clone(&health), local.clone());
+        let completions = completions(&models, local, &mcp)?;
         let mcp_streams = CancellationToken::new();
         let mcp_http = mcp::transport::http_service(&mcp, mcp_streams.clone());
         let shared = Arc::new(Shared {
@@ -160,6 +175,7 @@ impl Gateway {
             metrics,
             health,
             mcp,
+            completions,
             mcp_http,
             mcp_streams,
             started: Instant::now(),
@@ -201,6 +217,10 @@ impl Gateway {
         let mut shutdown = shared.shutdown.subscribe();
 
         shared.mcp.start();
+        if let Some(model) = shared.completions.local() {
+            let model = model.clone();
+            tokio::spawn(async move { model.warm_up().await });
+        }
         shared
             .health
             .set("http", true, format!("listening on {addr}"));
@@ -305,6 +325,29 @@ impl GatewayHandle {
     pub fn reload_rejected(&self) {
         self.shared.metrics.reload(false);
     }
+}
+
+fn config_snapshot(config: &RwLock<Config>) -> Config {
+    config.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// The completion service: the local model, the cloud client and the configured router; the
+/// model may use the MCP tools of `mcp`.
+fn completions(
+    m: &crate::config::ModelsConfig,
+    local: Option<LocalModel>,
+    mcp: &McpGateway,
+) -> Result<Completions, GatewayError> {
+    let cloud = CloudClient::from_config(m).map_err(GatewayError::Cloud)?;
+    let tools: Arc<dyn ToolHost> = Arc::new(mcp.clone());
+    Ok(Completions::new(
+        local,
+        cloud,
+        Box::new(PolicyRouter::from_config(m)),
+        Some(tools),
+        m.max_tokens,
+        m.max_tool_rounds,
+    ))
 }
 
 fn http_builder() -> auto::Builder<TokioExecutor> {

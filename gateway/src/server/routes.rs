@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::response::{json_response, with_type, ApiError, Body};
-use super::{LiveSettings, Shared};
+use super::{v1, LiveSettings, Shared};
 use crate::telemetry;
 
 /// The routes the gateway knows, as they appear in metric labels.
@@ -20,6 +20,9 @@ enum Route {
     Health,
     Metrics,
     Mcp,
+    ChatCompletions,
+    McpCompletions,
+    Models,
     Unknown,
 }
 
@@ -29,6 +32,9 @@ impl Route {
             "/health" => Route::Health,
             "/metrics" => Route::Metrics,
             "/mcp" => Route::Mcp,
+            "/v1/chat/completions" => Route::ChatCompletions,
+            "/v1/mcp/completions" => Route::McpCompletions,
+            "/v1/models" => Route::Models,
             _ => Route::Unknown,
         }
     }
@@ -38,6 +44,9 @@ impl Route {
             Route::Health => "/health",
             Route::Metrics => "/metrics",
             Route::Mcp => "/mcp",
+            Route::ChatCompletions => "/v1/chat/completions",
+            Route::McpCompletions => "/v1/mcp/completions",
+            Route::Models => "/v1/models",
             Route::Unknown => "other",
         }
     }
@@ -78,11 +87,19 @@ async fn respond(
     }
     let (parts, body) = request.into_parts();
     // The body is read in full before routing, so every route gets the same size limit and the
-    // connection stays usable for the next request whatever the answer. Reading is the only
-    // step of today's routes that waits on the client, so it is what the deadline bounds.
+    // connection stays usable for the next request whatever the answer. The deadline bounds
+    // reading it, and a completion up to its first token (all of it when not streamed).
     let read = read_body(body, &parts.headers, live.max_body_bytes);
     match tokio::time::timeout_at(deadline, read).await {
-        Ok(Ok(_body)) => route_request(shared, live, route, &parts.method),
+        Ok(Ok(body)) => match (route, &parts.method) {
+            (Route::ChatCompletions, &Method::POST) => {
+                v1::chat_completions(shared, &body, deadline).await
+            }
+            (Route::McpCompletions, &Method::POST) => {
+                v1::mcp_completions(shared, &body, deadline).await
+            }
+            _ => route_request(shared, live, route, &parts.method),
+        },
         Ok(Err(e)) => e.into_response(),
         Err(_) => request_timeout(live),
     }
@@ -116,21 +133,13 @@ fn route_request(
         (Route::Metrics, _) if !live.metrics_enabled => {
             not_found("/metrics is off (telemetry.enabled = false)")
         }
-        (Route::Health | Route::Metrics, _) => {
-            let mut response = ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not allowed here; use GET"),
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            response
-        }
-        (Route::Mcp, _) | (Route::Unknown, _) => {
-            not_found("no such route; the gateway serves /mcp, /health and /metrics")
-        }
+        (Route::Models, &Method::GET | &Method::HEAD) => v1::models(shared),
+        (Route::Health | Route::Metrics | Route::Models, _) => not_allowed(method, "GET, HEAD"),
+        (Route::ChatCompletions | Route::McpCompletions, _) => not_allowed(method, "POST"),
+        (Route::Mcp, _) | (Route::Unknown, _) => not_found(
+            "no such route; the gateway serves /mcp, /v1/chat/completions, /v1/mcp/completions, \
+             /v1/models, /health and /metrics",
+        ),
     }
 }
 
@@ -162,6 +171,19 @@ async fn mcp(
     }
     let request = Request::from_parts(parts, http_body_util::Full::new(body));
     shared.mcp_http.handle(request).await
+}
+
+fn not_allowed(method: &Method, allow: &'static str) -> Response<Body> {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed here; use {allow}"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 fn not_found(message: &str) -> Response<Body> {

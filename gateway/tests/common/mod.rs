@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod cloud;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -205,6 +207,84 @@ impl Response {
     }
 }
 
+/// `POST path` with a JSON body; reads the whole response, chunked or not.
+pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Response {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap();
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        reader.read_to_end(&mut body).unwrap();
+    }
+    Response {
+        status,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    }
+}
+
+/// The `(event, data)` pairs of a server-sent-events body (`event` is "message" when absent).
+pub fn sse_events(body: &str) -> Vec<(String, String)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|event| {
+            let mut name = "message".to_owned();
+            let mut data = Vec::new();
+            for line in event.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = n.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push(d);
+                }
+            }
+            (name, data.join("\n"))
+        })
+        .collect()
+}
+
 /// Writes `raw` and reads one response (headers plus `Content-Length` bytes).
 pub fn send(stream: &mut TcpStream, raw: &str) -> Response {
     stream.write_all(raw.as_bytes()).unwrap();
@@ -262,6 +342,8 @@ pub struct TestTools {
     pub python: PathBuf,
     pub node: PathBuf,
     pub node_modules: PathBuf,
+    /// The reference GGUF model (SmolLM2-135M-Instruct Q4_1).
+    pub model: PathBuf,
 }
 
 /// Reads `.cache/test-tools/env`; fails the test with what to run when the tools are missing.
@@ -270,8 +352,9 @@ pub fn test_tools() -> TestTools {
     let env_file = root.join(".cache/test-tools/env");
     let text = std::fs::read_to_string(&env_file).unwrap_or_else(|_| {
         panic!(
-            "{} is missing: the MCP test tools (Python SDK, Node 24, conformance suite, everything \
-             server) are not installed. Run `bash scripts/test.sh`, which installs them.",
+            "{} is missing: the test tools (Python SDK, Node 24, conformance suite, everything \
+             server, reference model) are not installed. Run `bash scripts/test.sh`, which \
+             installs them.",
             env_file.display()
         )
     });
@@ -293,6 +376,7 @@ pub fn test_tools() -> TestTools {
         python: get("PYTHON"),
         node: get("NODE"),
         node_modules: get("NODE_MODULES"),
+        model: get("MODEL"),
     }
 }
 

@@ -1,0 +1,301 @@
+//! Loading a model file: what it is, what it will cost in memory (checked against
+//! `models.max_memory_mb` before any weight is read), its tokenizer and chat template.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
+use serde::Serialize;
+use tokenizers::Tokenizer;
+
+use super::template::ChatTemplate;
+use super::tokenizer;
+
+/// Prompt tokens fed through the model at once. Bounds the attention scores held in memory
+/// during prefill (heads × chunk × context floats) and lets a cancelled request stop early.
+pub const PREFILL_CHUNK: usize = 256;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Why a model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be opened or read.
+    #[error("cannot read model file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not a GGUF file, or is damaged.
+    #[error("{path} is not a usable GGUF model file: {message}")]
+    Format { path: PathBuf, message: String },
+    /// The model is not one this build can run.
+    #[error("{path}: architecture \"{architecture}\" is not supported; this build runs llama-family GGUF models (Llama, SmolLM, TinyLlama, Mistral)")]
+    Architecture { path: PathBuf, architecture: String },
+    /// The model would need more memory than the configuration allows.
+    #[error("model {path} needs about {needed_mb} MiB ({detail}) but models.max_memory_mb is {limit_mb}: raise models.max_memory_mb, lower models.context_length, or use a smaller model")]
+    TooLarge {
+        path: PathBuf,
+        needed_mb: u64,
+        limit_mb: u32,
+        detail: String,
+    },
+    /// The tokenizer could not be built.
+    #[error("{0}")]
+    Tokenizer(String),
+}
+
+/// What the model will hold in memory once loaded and serving.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MemoryEstimate {
+    /// Quantized weights, plus the token embedding table expanded to f32.
+    pub weights_bytes: u64,
+    /// Keys and values of every layer for a full context, in f32.
+    pub kv_cache_bytes: u64,
+    /// Activations and attention scores of one prefill chunk, logits, rotary tables.
+    pub working_bytes: u64,
+}
+
+impl MemoryEstimate {
+    pub fn total_mb(&self) -> u64 {
+        (self.weights_bytes + self.kv_cache_bytes + self.working_bytes).div_ceil(MIB)
+    }
+
+    fn detail(&self, context_length: usize) -> String {
+        format!(
+            "weights {} MiB, KV cache {} MiB for {context_length} tokens, working memory {} MiB",
+            self.weights_bytes.div_ceil(MIB),
+            self.kv_cache_bytes.div_ceil(MIB),
+            self.working_bytes.div_ceil(MIB)
+        )
+    }
+}
+
+/// Facts about the loaded model, as `/v1/models` and the logs show them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// Name the model is served under.
+    pub name: String,
+    pub path: PathBuf,
+    pub architecture: String,
+    /// Weight format of most tensors (`q4_1`, `q8_0`, ...).
+    pub quantization: String,
+    /// Tokens of prompt plus answer one request may use.
+    pub context_length: usize,
+    pub memory: MemoryEstimate,
+    /// `model` when the file's own chat template is used, else `chatml`.
+    pub chat_template: &'static str,
+    pub tokenizer: &'static str,
+}
+
+/// A model in memory, ready to run on the CPU.
+pub struct Loaded {
+    pub weights: ModelWeights,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    /// Ids that end an answer.
+    pub end_ids: Vec<u32>,
+    pub info: ModelInfo,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What loading needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub name: Option<String>,
+    pub path: PathBuf,
+    /// `tokenizer.json` to use instead of the GGUF metadata; when unset, one beside the model
+    /// file is used if present.
+    pub tokenizer_path: Option<PathBuf>,
+    pub max_memory_mb: u32,
+    pub context_length: usize,
+}
+
+/// Reads the GGUF header, checks the memory budget, then loads weights, tokenizer and template.
+pub fn load(options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let path = &options.path;
+    let read_error = |source| LoadError::Read {
+        path: path.clone(),
+        source,
+    };
+    let format_error = |e: candle_core::Error| LoadError::Format {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let mut file = File::open(path).map_err(read_error)?;
+    let content = gguf_file::Content::read(&mut file).map_err(format_error)?;
+
+    let architecture = metadata_string(&content, "general.architecture").unwrap_or_default();
+    if architecture != "llama" {
+        return Err(LoadError::Architecture {
+            path: path.clone(),
+            architecture,
+        });
+    }
+    let shape = Shape::of(&content).map_err(|message| LoadError::Format {
+        path: path.clone(),
+        message,
+    })?;
+    let context_length = options
+        .context_length
+        .min(shape.trained_context)
+        .min(MAX_SEQ_LEN);
+    let memory = estimate(&content, &shape, context_length);
+    if memory.total_mb() > u64::from(options.max_memory_mb) {
+        return Err(LoadError::TooLarge {
+            path: path.clone(),
+            needed_mb: memory.total_mb(),
+            limit_mb: options.max_memory_mb,
+            detail: memory.detail(context_length),
+        });
+    }
+
+    let tokenizer_file = options.tokenizer_path.clone().or_else(|| {
+        let beside = path.with_file_name("tokenizer.json");
+        beside.is_file().then_some(beside)
+    });
+    let (tokenizer, tokenizer_source) = match &tokenizer_file {
+        Some(file) => (tokenizer::from_file(file), "tokenizer.json"),
+        None => (tokenizer::from_gguf(&content), "gguf"),
+    };
+    let tokenizer = tokenizer.map_err(LoadError::Tokenizer)?;
+    let eos_id = content
+        .metadata
+        .get("tokenizer.ggml.eos_token_id")
+        .and_then(|v| v.to_u32().ok());
+    let end_ids = tokenizer::end_ids(&tokenizer, eos_id);
+    let (template, warning) =
+        ChatTemplate::new(metadata_string(&content, "tokenizer.chat_template"));
+    if let Some(warning) = warning {
+        tracing::warn!(model = %path.display(), "{warning}");
+    }
+
+    let quantization = dominant_dtype(&content);
+    let weights =
+        ModelWeights::from_gguf(content, &mut file, &Device::Cpu).map_err(format_error)?;
+    let name = options.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "local".into())
+    });
+    Ok(Loaded {
+        weights,
+        tokenizer,
+        end_ids,
+        info: ModelInfo {
+            name,
+            path: path.clone(),
+            architecture,
+            quantization,
+            context_length,
+            memory,
+            chat_template: template.source,
+            tokenizer: tokenizer_source,
+        },
+        template,
+    })
+}
+
+/// Runs `tokens` (starting at position `index_pos`) through the model; the logits of the last.
+pub fn forward(
+    weights: &mut ModelWeights,
+    tokens: &[u32],
+    index_pos: usize,
+) -> candle_core::Result<Tensor> {
+    let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+    weights.forward(&input, index_pos)
+}
+
+/// The dimensions that decide memory use.
+#[derive(Debug)]
+struct Shape {
+    layers: u64,
+    embedding: u64,
+    heads: u64,
+    kv_heads: u64,
+    feed_forward: u64,
+    vocabulary: u64,
+    trained_context: usize,
+}
+
+impl Shape {
+    fn of(content: &gguf_file::Content) -> Result<Self, String> {
+        let get = |key: &str| -> Result<u64, String> {
+            content
+                .metadata
+                .get(key)
+                .and_then(|v| v.to_u32().ok())
+                .map(u64::from)
+                .ok_or_else(|| format!("metadata key {key} is missing"))
+        };
+        let vocabulary = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .map(|t| t.shape.dims().first().copied().unwrap_or(0) as u64)
+            .ok_or("tensor token_embd.weight is missing")?;
+        Ok(Self {
+            layers: get("llama.block_count")?,
+            embedding: get("llama.embedding_length")?,
+            heads: get("llama.attention.head_count")?.max(1),
+            kv_heads: get("llama.attention.head_count_kv")?,
+            feed_forward: get("llama.feed_forward_length")?,
+            vocabulary,
+            trained_context: get("llama.context_length").unwrap_or(MAX_SEQ_LEN as u64) as usize,
+        })
+    }
+}
+
+fn estimate(content: &gguf_file::Content, shape: &Shape, context_length: usize) -> MemoryEstimate {
+    let quantized: u64 = content
+        .tensor_infos
+        .values()
+        .map(|t| {
+            let elements = t.shape.elem_count() as u64;
+            elements / t.ggml_dtype.block_size() as u64 * t.ggml_dtype.type_size() as u64
+        })
+        .sum();
+    let embedding_f32 = shape.vocabulary * shape.embedding * 4;
+    let context = context_length as u64;
+    let head_dim = shape.embedding / shape.heads;
+    let kv_cache_bytes = shape.layers * 2 * context * shape.kv_heads * head_dim * 4;
+    let chunk = PREFILL_CHUNK as u64;
+    let attention_scores = 2 * shape.heads * chunk * context * 4;
+    let activations = chunk * (6 * shape.embedding + 3 * shape.feed_forward) * 4;
+    let rotary = 2 * MAX_SEQ_LEN as u64 * head_dim / 2 * 4;
+    let logits = shape.vocabulary * 4 * 2;
+    MemoryEstimate {
+        weights_bytes: quantized + embedding_f32,
+        kv_cache_bytes,
+        working_bytes: attention_scores + activations + rotary + logits,
+    }
+}
+
+fn metadata_string(content: &gguf_file::Content, key: &str) -> Option<String> {
+    content
+        .metadata
+        .get(key)
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+}
+
+/// The weight format holding the most bytes, lower-cased (`q4_1`).
+fn dominant_dtype(content: &gguf_file::Content) -> String {
+    let mut bytes: std::collections::BTreeMap<String, usize> = Default::default();
+    for t in content.tensor_infos.values() {
+        *bytes.entry(format!("{:?}", t.ggml_dtype)).or_default() += t.shape.elem_count();
+    }
+    bytes
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(name, _)| name.to_lowercase())
+        .unwrap_or_default()
+}

@@ -1,0 +1,586 @@
+//! Hybrid execution over real sockets: the reference model (SmolLM2-135M-Instruct Q4_1) running
+//! in the gateway, an OpenAI-compatible cloud endpoint on loopback (scripted, see
+//! `common/cloud.rs`), the router between them, and tool calls through the MCP layer.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use common::cloud::{CloudServer, Reply};
+use common::{post_json, sse_events, test_tools, Daemon};
+
+const CHAT: &str = "/v1/chat/completions";
+
+/// `[models]` with the reference model and `extra` keys. One thread per gateway: the tests of
+/// this file run side by side on a small machine, and candle's worker threads spin while they
+/// wait for each other, which oversubscribed cores punish hard.
+fn local_model(extra: &str) -> String {
+    format!(
+        "[gateway]\nrequest_timeout_ms = 120000\n[models]\nmodel_path = \"{}\"\nthreads = 1\n{extra}\n",
+        test_tools().model.display()
+    )
+}
+
+fn ask(question: &str) -> Value {
+    json!([
+        { "role": "system", "content": "You are a helpful assistant." },
+        { "role": "user", "content": question }
+    ])
+}
+
+fn content(response: &Value) -> String {
+    response["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no content: {response}"))
+        .to_owned()
+}
+
+/// The text of an OpenAI stream, and its last chunk.
+fn streamed_text(body: &str) -> (String, Value) {
+    let mut text = String::new();
+    let mut last = Value::Null;
+    for (_, data) in sse_events(body) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(&data).unwrap();
+        if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(piece);
+        }
+        if !chunk["choices"][0]["finish_reason"].is_null() {
+            last = chunk;
+        }
+    }
+    (text, last)
+}
+
+#[test]
+fn the_local_model_answers_sensibly_and_a_seed_repeats_the_answer() {
+    let daemon = Daemon::start(&local_model(""));
+    let greedy = json!({
+        "messages": ask("What is the capital of France? Answer in one word."),
+        "temperature": 0, "max_tokens": 24
+    });
+    let response = post_json(daemon.addr, CHAT, &greedy);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("x-mcp-edge-backend"), Some("local"));
+    let json = response.json();
+    let answer = content(&json);
+    assert!(answer.contains("Paris"), "{answer}");
+    assert_eq!(json["mcp_edge"]["backend"], "local");
+    assert!(
+        json["mcp_edge"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("local model"),
+        "{json}"
+    );
+    assert_eq!(json["model"], "SmolLM2-135M-Instruct.Q4_1");
+    assert!(
+        json["usage"]["prompt_tokens"].as_u64().unwrap() > 10,
+        "{json}"
+    );
+
+    let sampled = json!({
+        "messages": ask("Tell me about the moon."),
+        "temperature": 0.8, "seed": 7, "max_tokens": 30
+    });
+    let first = content(&post_json(daemon.addr, CHAT, &sampled).json());
+    let second = content(&post_json(daemon.addr, CHAT, &sampled).json());
+    assert_eq!(first, second, "the same seed must give the same answer");
+    assert!(first.to_lowercase().contains("moon"), "{first}");
+    let other_seed = json!({
+        "messages": ask("Tell me about the moon."),
+        "temperature": 0.8, "seed": 8, "max_tokens": 30
+    });
+    let third = content(&post_json(daemon.addr, CHAT, &other_seed).json());
+    assert_ne!(first, third, "another seed should sample another answer");
+}
+
+#[test]
+fn streaming_delivers_the_same_text_as_a_whole_answer() {
+    let daemon = Daemon::start(&local_model(""));
+    let request = |stream: bool| {
+        json!({
+            "messages": ask("Name three colors."),
+            "temperature": 0.7, "seed": 3, "max_tokens": 40, "stream": stream,
+            "stream_options": { "include_usage": true }
+        })
+    };
+    let whole = post_json(daemon.addr, CHAT, &request(false)).json();
+    let response = post_json(daemon.addr, CHAT, &request(true));
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.header("x-mcp-edge-backend"), Some("local"));
+    let events = sse_events(&response.body);
+    assert!(
+        events.len() > 5,
+        "tokens arrive one by one: {}",
+        response.body
+    );
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let (text, last) = streamed_text(&response.body);
+    assert_eq!(text, content(&whole));
+    assert_eq!(
+        last["choices"][0]["finish_reason"],
+        whole["choices"][0]["finish_reason"]
+    );
+    assert_eq!(last["mcp_edge"]["backend"], "local");
+    let usage: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
+    assert_eq!(
+        usage["usage"], whole["usage"],
+        "include_usage sends the counts"
+    );
+}
+
+#[test]
+fn max_tokens_and_stop_sequences_end_the_answer() {
+    let daemon = Daemon::start(&local_model(""));
+    let base =
+        json!({ "messages": ask("Tell me about the moon."), "temperature": 0, "max_tokens": 5 });
+    let short = post_json(daemon.addr, CHAT, &base).json();
+    assert_eq!(short["usage"]["completion_tokens"], 5);
+    assert_eq!(short["choices"][0]["finish_reason"], "length");
+
+    let long =
+        json!({ "messages": ask("Tell me about the moon."), "temperature": 0, "max_tokens": 40 });
+    let full = content(&post_json(daemon.addr, CHAT, &long).json());
+    // Stop at the second word of the greedy answer: the answer must be exactly what precedes it.
+    let word = full.split_whitespace().nth(3).unwrap().to_owned();
+    let cut = full.find(&word).unwrap();
+    let mut stopped = long.clone();
+    stopped["stop"] = json!([word, "never appears: zq"]);
+    let json = post_json(daemon.addr, CHAT, &stopped).json();
+    assert_eq!(content(&json), full[..cut], "stop {word:?} in {full:?}");
+    assert_eq!(json["choices"][0]["finish_reason"], "stop");
+
+    stopped["stream"] = json!(true);
+    let (text, last) = streamed_text(&post_json(daemon.addr, CHAT, &stopped).body);
+    assert_eq!(
+        text,
+        full[..cut],
+        "streamed text holds back a possible stop sequence"
+    );
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+}
+
+#[test]
+fn the_next_turn_of_a_conversation_reuses_the_cached_prompt() {
+    let daemon = Daemon::start(&local_model(""));
+    let mut messages = ask("Name three colors.").as_array().unwrap().clone();
+    let first = post_json(
+        daemon.addr,
+        CHAT,
+        &json!({ "messages": messages, "temperature": 0, "max_tokens": 30 }),
+    )
+    .json();
+    messages.push(json!({ "role": "assistant", "content": content(&first) }));
+    messages.push(json!({ "role": "user", "content": "And three animals?" }));
+    let second = post_json(
+        daemon.addr,
+        CHAT,
+        &json!({ "messages": messages, "temperature": 0, "max_tokens": 20 }),
+    )
+    .json();
+    let cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0);
+    let prompt = second["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(
+        cached >= first["usage"]["prompt_tokens"].as_u64().unwrap(),
+        "the first turn's prompt should be cached: {second}"
+    );
+    assert!(cached < prompt, "{second}");
+    assert!(!content(&second).is_empty());
+}
+
+#[test]
+fn a_model_larger_than_max_memory_mb_is_refused_at_start() {
+    let (_dir, path) = common::config_file(&local_model("max_memory_mb = 64"));
+    let output = Command::new(common::BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(78),
+        "configuration-class failure"
+    );
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("needs about"), "{log}");
+    assert!(log.contains("models.max_memory_mb is 64"), "{log}");
+    assert!(
+        log.contains("KV cache"),
+        "says where the memory goes: {log}"
+    );
+}
+
+#[test]
+fn a_full_queue_is_refused_with_retry_after_when_nothing_else_can_answer() {
+    let mut daemon = Daemon::start(&local_model("max_queued = 1"));
+    daemon.wait_for_log("local model warmed up", Duration::from_secs(30));
+    let addr = daemon.addr;
+    let long = json!({ "messages": ask("Write a long story about a robot."), "temperature": 0, "max_tokens": 60 });
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let long = long.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(150 * i));
+                post_json(addr, CHAT, &long)
+            })
+        })
+        .collect();
+    let responses: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    let refused = responses.iter().find(|r| r.status == 429).unwrap();
+    assert_eq!(refused.error_code(), "model_busy");
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+}
+
+#[test]
+fn without_a_local_model_the_cloud_answers() {
+    let cloud =
+        CloudServer::start(|_, _| Reply::Text(vec!["Hello ".into(), "from the cloud.".into()]));
+    let daemon = Daemon::start(&format!(
+        "[models]\ncloud_endpoint = \"{}\"\ncloud_api_key = \"sk-test-secret\"\ncloud_model = \"big-model\"\n",
+        cloud.endpoint()
+    ));
+    let response = post_json(
+        daemon.addr,
+        CHAT,
+        &json!({ "messages": ask("Hi"), "max_tokens": 50 }),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("x-mcp-edge-backend"), Some("cloud"));
+    let json = response.json();
+    assert_eq!(content(&json), "Hello from the cloud.");
+    assert_eq!(json["usage"]["total_tokens"], 18);
+    assert!(
+        json["mcp_edge"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no local model"),
+        "{json}"
+    );
+    let sent = cloud.requests.lock().unwrap()[0].clone();
+    assert_eq!(sent["model"], "big-model");
+    assert_eq!(sent["messages"][1]["content"], "Hi");
+    assert_eq!(sent["max_tokens"], 50);
+    assert!(
+        !daemon.logs().iter().any(|l| l.contains("sk-test-secret")),
+        "the API key never reaches the log"
+    );
+}
+
+#[test]
+fn a_local_model_that_is_too_slow_hands_over_to_the_cloud_within_the_threshold() {
+    let cloud = CloudServer::start(|_, _| Reply::Text(vec!["cloud answer".into()]));
+    let mut daemon = Daemon::start(&local_model(&format!(
+        "fallback_threshold_ms = 3000\ncloud_endpoint = \"{}\"\n",
+        cloud.endpoint()
+    )));
+    daemon.wait_for_log("local model warmed up", Duration::from_secs(30));
+    let addr = daemon.addr;
+    // Occupy the model with a long local answer...
+    let busy = std::thread::spawn(move || {
+        post_json(
+            addr,
+            CHAT,
+            &json!({ "messages": ask("Write a long story about a robot."), "temperature": 0,
+                     "max_tokens": 300, "backend": "local" }),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // ...so this short one, routed locally by the estimate, waits in the queue past the
+    // threshold and is handed to the cloud.
+    let started = Instant::now();
+    let response = post_json(
+        addr,
+        CHAT,
+        &json!({ "messages": ask("Hi"), "max_tokens": 20 }),
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(response.status, 200, "{}", response.body);
+    let json = response.json();
+    assert_eq!(json["mcp_edge"]["backend"], "cloud", "{json}");
+    let reason = json["mcp_edge"]["reason"].as_str().unwrap();
+    assert!(reason.contains("no first token within 3000 ms"), "{reason}");
+    assert!(reason.contains("fell back to cloud"), "{reason}");
+    assert_eq!(content(&json), "cloud answer");
+    assert!(
+        elapsed < Duration::from_millis(3000 + 1000),
+        "the cloud took over at the threshold: {elapsed:?}"
+    );
+    let local = busy.join().unwrap();
+    assert_eq!(local.status, 200, "{}", local.body);
+    let local = local.json();
+    assert_eq!(
+        local["mcp_edge"]["backend"], "local",
+        "the long answer finished locally"
+    );
+
+    // A prompt whose estimated prefill alone is over the threshold goes to the cloud at once.
+    let mut daemon = Daemon::start(&local_model(&format!(
+        "fallback_threshold_ms = 5\ncloud_endpoint = \"{}\"\n",
+        cloud.endpoint()
+    )));
+    daemon.wait_for_log("local model warmed up", Duration::from_secs(30));
+    let json = post_json(
+        daemon.addr,
+        CHAT,
+        &json!({ "messages": ask("Write a long story."), "max_tokens": 20 }),
+    )
+    .json();
+    assert_eq!(json["mcp_edge"]["backend"], "cloud", "{json}");
+    let reason = json["mcp_edge"]["reason"].as_str().unwrap();
+    assert!(reason.contains("would need about"), "{reason}");
+}
+
+#[test]
+fn when_the_cloud_is_down_the_local_model_answers_or_the_error_is_clear() {
+    let cloud = CloudServer::start(|_, _| Reply::Status(503));
+    let daemon = Daemon::start(&local_model(&format!(
+        "routing = \"cloud_first\"\ncloud_endpoint = \"{}\"\ncloud_retries = 1\n",
+        cloud.endpoint()
+    )));
+    let json = post_json(
+        daemon.addr,
+        CHAT,
+        &json!({ "messages": ask("Name three colors."), "max_tokens": 10 }),
+    )
+    .json();
+    assert_eq!(json["mcp_edge"]["backend"], "local", "{json}");
+    let reason = json["mcp_edge"]["reason"].as_str().unwrap();
+    assert!(reason.contains("cloud failed"), "{reason}");
+    assert!(reason.contains("503"), "{reason}");
+    assert!(reason.contains("fell back to local"), "{reason}");
+    assert_eq!(cloud.count(), 2, "one retry for 503");
+
+    // Without a local model: a clear 503, also for a link that is simply gone.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = unused.local_addr().unwrap();
+    drop(unused);
+    let daemon = Daemon::start(&format!(
+        "[models]\ncloud_endpoint = \"http://{gone}/v1\"\ncloud_retries = 0\n"
+    ));
+    let response = post_json(daemon.addr, CHAT, &json!({ "messages": ask("Hi") }));
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert_eq!(response.error_code(), "no_model_available");
+    let message = response.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("cannot reach the cloud endpoint"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_circuit_breaker_opens_after_repeated_failures_and_closes_after_a_good_probe() {
+    let cloud = CloudServer::start(|_, _| Reply::Status(500));
+    let daemon = Daemon::start(&format!(
+        "[models]\ncloud_endpoint = \"{}\"\ncloud_retries = 2\ncircuit_breaker_failures = 2\ncircuit_breaker_cooldown_ms = 1500\n",
+        cloud.endpoint()
+    ));
+    let request = json!({ "messages": ask("Hi") });
+    for _ in 0..2 {
+        let response = post_json(daemon.addr, CHAT, &request);
+        assert_eq!(response.status, 503, "{}", response.body);
+    }
+    assert_eq!(
+        cloud.count(),
+        2,
+        "500 is not retried (the request may have been processed)"
+    );
+    let models = daemon.get("/v1/models").json();
+    assert_eq!(models["data"][0]["mcp_edge"]["circuit"], "open", "{models}");
+
+    let started = Instant::now();
+    let response = post_json(daemon.addr, CHAT, &request);
+    assert_eq!(response.status, 503);
+    let message = response.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("failed repeatedly"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "fails fast while open"
+    );
+    assert_eq!(
+        cloud.count(),
+        2,
+        "nothing is sent while the circuit is open"
+    );
+
+    cloud.set_script(|_, _| Reply::Text(vec!["back".into()]));
+    std::thread::sleep(Duration::from_millis(1600));
+    let response = post_json(daemon.addr, CHAT, &request);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(content(&response.json()), "back");
+    assert_eq!(
+        daemon.get("/v1/models").json()["data"][0]["mcp_edge"]["circuit"],
+        "closed"
+    );
+
+    // Failures worth repeating are retried with backoff before they count.
+    cloud.set_script(|_, n| {
+        if n < 5 {
+            Reply::Status(503)
+        } else {
+            Reply::Text(vec!["third time".into()])
+        }
+    });
+    let response = post_json(daemon.addr, CHAT, &request);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(content(&response.json()), "third time");
+    assert_eq!(cloud.count(), 6);
+}
+
+#[test]
+fn a_tool_call_from_the_model_runs_a_real_mcp_tool_and_its_result_goes_back() {
+    let cloud = CloudServer::start(|body, _| {
+        let messages = body["messages"].as_array().unwrap();
+        match messages.iter().find(|m| m["role"] == "tool") {
+            None => Reply::ToolCall {
+                name: "device_info".into(),
+                arguments: json!({}),
+            },
+            Some(result) => {
+                let info: Value =
+                    serde_json::from_str(result["content"].as_str().unwrap()).unwrap();
+                Reply::Text(vec![format!(
+                    "This device is a {}.",
+                    info["model"].as_str().unwrap()
+                )])
+            }
+        }
+    });
+    let daemon = Daemon::start(&format!(
+        "{}[models]\ncloud_endpoint = \"{}\"\n",
+        common::fixture_device_section(),
+        cloud.endpoint()
+    ));
+    let response = post_json(
+        daemon.addr,
+        "/v1/mcp/completions",
+        &json!({ "messages": ask("What hardware is this?"), "tools": ["device_info"] }),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let json = response.json();
+    assert_eq!(
+        json["message"]["content"], "This device is a Raspberry Pi 4 Model B Rev 1.4.",
+        "{json}"
+    );
+    assert_eq!(json["finish_reason"], "stop");
+    assert_eq!(json["tool_rounds"], 1);
+    let run = &json["tool_runs"][0];
+    assert_eq!(run["name"], "device_info");
+    assert_eq!(run["is_error"], false);
+    assert!(
+        run["result"].as_str().unwrap().contains("Raspberry Pi 4"),
+        "{run}"
+    );
+    assert_eq!(
+        json["mcp_edge"]["routes"].as_array().unwrap().len(),
+        2,
+        "two turns"
+    );
+
+    let requests = cloud.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    let offered = &requests[0]["tools"];
+    assert_eq!(
+        offered.as_array().unwrap().len(),
+        1,
+        "only the tool asked for: {offered}"
+    );
+    assert_eq!(offered[0]["function"]["name"], "device_info");
+    assert!(offered[0]["function"]["parameters"].is_object());
+    let second = requests[1]["messages"].as_array().unwrap();
+    assert_eq!(second[2]["tool_calls"][0]["id"], "call_cloud_0");
+    assert_eq!(second[3]["role"], "tool");
+    assert_eq!(second[3]["tool_call_id"], "call_cloud_0");
+
+    // Streamed, the same round trip arrives as route, tool and text events.
+    let response = post_json(
+        daemon.addr,
+        "/v1/mcp/completions",
+        &json!({ "messages": ask("What hardware is this?"), "tools": true, "stream": true }),
+    );
+    let names: Vec<String> = sse_events(&response.body)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        ["route", "tool", "route", "text", "done"],
+        "{}",
+        response.body
+    );
+}
+
+#[test]
+fn bad_completion_requests_get_clear_errors() {
+    let daemon = Daemon::start("");
+    let cases = [
+        (json!({ "messages": [] }), "at least one message"),
+        (json!({ "messages": "hi" }), "messages"),
+        (
+            json!({ "messages": ask("hi"), "temperature": 5 }),
+            "temperature",
+        ),
+        (json!({ "messages": ask("hi"), "n": 2 }), "n must be 1"),
+        (
+            json!({ "messages": [{ "role": "user", "content": [{ "type": "image_url" }] }] }),
+            "image_url",
+        ),
+    ];
+    for (body, expected) in cases {
+        let response = post_json(daemon.addr, CHAT, &body);
+        assert_eq!(response.status, 400, "{body}: {}", response.body);
+        assert_eq!(response.error_code(), "invalid_request");
+        let message = response.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    let response = common::send(
+        &mut daemon.connect(),
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n{nope",
+    );
+    assert_eq!(response.status, 400);
+    assert!(
+        response.body.contains("not valid JSON"),
+        "{}",
+        response.body
+    );
+    // Neither a local model nor a cloud: 503 that says what to configure.
+    let response = post_json(daemon.addr, CHAT, &json!({ "messages": ask("hi") }));
+    assert_eq!(response.status, 503);
+    assert!(
+        response
+            .body
+            .contains("models.model_path or models.cloud_endpoint"),
+        "{}",
+        response.body
+    );
+    let response = daemon.get("/v1/chat/completions");
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("POST"));
+    assert_eq!(daemon.get("/v1/models").json()["data"], json!([]));
+}
