@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use mcp_edge_gateway::config::Requantize;
 use mcp_edge_gateway::inference::{
     self, ChatMessage, Event, GenerationOptions, LoadOptions, LocalModel, SamplingParams,
 };
@@ -31,6 +32,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokenizer_path: None,
         max_memory_mb: 4096,
         context_length: 2048,
+        requantize: match std::env::var("REQUANTIZE").as_deref() {
+            Ok("none") => Requantize::None,
+            _ => Requantize::Auto,
+        },
     };
     let model = LocalModel::load(&options, 1)?;
     let load_ms = started.elapsed().as_millis();
@@ -58,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let ttft = outcome.time_to_first_token_ms;
                 let line = serde_json::json!({
                     "engine": "candle",
+                    "quantization": model.info().quantization,
                     "threads": threads,
                     "load_ms": load_ms,
                     "prompt_tokens": prompt_tokens,

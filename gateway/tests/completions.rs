@@ -598,35 +598,67 @@ async fn mcp_clients_reach_the_local_model_through_generate_and_a_prompt() {
     let client = ().serve(transport).await.unwrap();
 
     let tools = client.list_all_tools().await.unwrap();
-    let generate = tools.iter().find(|t| t.name == "generate").expect("generate is listed");
-    assert!(generate.description.as_deref().unwrap().contains("SmolLM2-135M-Instruct.Q4_1"));
+    let generate = tools
+        .iter()
+        .find(|t| t.name == "generate")
+        .expect("generate is listed");
+    assert!(generate
+        .description
+        .as_deref()
+        .unwrap()
+        .contains("SmolLM2-135M-Instruct.Q4_1"));
     let arguments = json!({ "prompt": "What is the capital of France? Answer in one word.",
                             "temperature": 0, "max_tokens": 24 });
     let call = || {
-        CallToolRequestParams::new("generate").with_arguments(arguments.as_object().unwrap().clone())
+        CallToolRequestParams::new("generate")
+            .with_arguments(arguments.as_object().unwrap().clone())
     };
     let first = client.call_tool(call()).await.unwrap();
     assert_eq!(first.is_error, Some(false));
     let structured = first.structured_content.clone().unwrap();
-    assert!(structured["text"].as_str().unwrap().contains("Paris"), "{structured}");
+    assert!(
+        structured["text"].as_str().unwrap().contains("Paris"),
+        "{structured}"
+    );
     assert!(structured["completion_tokens"].as_u64().unwrap() <= 24);
     let second = client.call_tool(call()).await.unwrap();
-    assert_eq!(second.structured_content, first.structured_content, "greedy is deterministic");
+    assert_eq!(
+        second.structured_content, first.structured_content,
+        "greedy is deterministic"
+    );
 
     let bad = client
-        .call_tool(CallToolRequestParams::new("generate").with_arguments(
-            json!({ "prompt": "hi", "max_tokens": 0 }).as_object().unwrap().clone(),
-        ))
+        .call_tool(
+            CallToolRequestParams::new("generate").with_arguments(
+                json!({ "prompt": "hi", "max_tokens": 0 })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
         .await
         .unwrap();
-    assert_eq!(bad.is_error, Some(true), "bad arguments are a tool error the model can read");
+    assert_eq!(
+        bad.is_error,
+        Some(true),
+        "bad arguments are a tool error the model can read"
+    );
 
     let prompt = client
-        .get_prompt(GetPromptRequestParams::new("ask_local_model").with_arguments(
-            json!({ "question": "Name three colors." }).as_object().unwrap().clone(),
-        ))
+        .get_prompt(
+            GetPromptRequestParams::new("ask_local_model").with_arguments(
+                json!({ "question": "Name three colors." })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
         .await
         .unwrap();
-    assert_eq!(prompt.messages.len(), 2, "the question and the model's answer");
+    assert_eq!(
+        prompt.messages.len(),
+        2,
+        "the question and the model's answer"
+    );
     client.cancel().await.unwrap();
 }

@@ -100,7 +100,10 @@ impl CloudClient {
         Ok(Some(Self {
             http,
             url: format!("{}/chat/completions", endpoint.trim_end_matches('/')),
-            api_key: config.cloud_api_key.clone(),
+            api_key: config
+                .cloud_api_key
+                .clone()
+                .filter(|k| !k.expose().is_empty()),
             model: config.cloud_model.clone(),
             timeout,
             retries: config.cloud_retries,

@@ -92,6 +92,8 @@ pub struct ModelsConfig {
     pub max_tokens: u32,
     /// Threads of the local model; 0 uses one per core.
     pub threads: u32,
+    /// Converting weight formats that have no fast kernel (Q4_1, Q5_0, Q5_1) to Q8_0 at load.
+    pub requantize: Requantize,
     /// Requests that may wait for the local model while it runs one; more get 429 (or go to
     /// the cloud).
     pub max_queued: u32,
@@ -130,6 +132,7 @@ impl Default for ModelsConfig {
             context_length: 2048,
             max_tokens: 256,
             threads: 0,
+            requantize: Requantize::Auto,
             max_queued: 4,
             routing: Routing::LocalFirst,
             fallback_threshold_ms: 2_000,
@@ -143,6 +146,19 @@ impl Default for ModelsConfig {
             circuit_breaker_cooldown_ms: 30_000,
         }
     }
+}
+
+/// `models.requantize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requantize {
+    /// Convert when the result fits `max_memory_mb`: about 3x faster decoding for ~1.6x the
+    /// weight memory.
+    Auto,
+    /// Always convert (refused at load when it does not fit).
+    Q8_0,
+    /// Run the weights as stored.
+    None,
 }
 
 /// `models.routing`: the default policy between the local model and the cloud. A request may

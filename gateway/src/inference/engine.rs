@@ -156,6 +156,7 @@ impl LocalModel {
             tokenizer_path: config.tokenizer_path.clone(),
             max_memory_mb: config.max_memory_mb,
             context_length: config.context_length as usize,
+            requantize: config.requantize,
         };
         Self::load(&options, config.max_queued as usize).map(Some)
     }

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use serde::Serialize;
@@ -12,6 +12,7 @@ use tokenizers::Tokenizer;
 
 use super::template::ChatTemplate;
 use super::tokenizer;
+use crate::config::Requantize;
 
 /// Prompt tokens fed through the model at once. Bounds the attention scores held in memory
 /// during prefill (heads × chunk × context floats) and lets a cancelled request stop early.
@@ -118,7 +119,12 @@ pub struct LoadOptions {
     pub tokenizer_path: Option<PathBuf>,
     pub max_memory_mb: u32,
     pub context_length: usize,
+    pub requantize: Requantize,
 }
+
+/// Weight formats candle has no SIMD kernel for, on any CPU: generic code runs them about
+/// three times slower than Q8_0 (docs/BENCHMARKS.md).
+const SLOW_FORMATS: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
 
 /// Reads the GGUF header, checks the memory budget, then loads weights, tokenizer and template.
 pub fn load(options: &LoadOptions) -> Result<Loaded, LoadError> {
@@ -149,8 +155,26 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, LoadError> {
         .context_length
         .min(shape.trained_context)
         .min(MAX_SEQ_LEN);
-    let memory = estimate(&content, &shape, context_length);
-    if memory.total_mb() > u64::from(options.max_memory_mb) {
+    let as_stored = estimate(&content, &shape, context_length, None);
+    let requantized = estimate(&content, &shape, context_length, Some(GgmlDType::Q8_0));
+    let fits = |m: &MemoryEstimate| m.total_mb() <= u64::from(options.max_memory_mb);
+    let slow = content
+        .tensor_infos
+        .values()
+        .any(|t| SLOW_FORMATS.contains(&t.ggml_dtype));
+    let to_q8_0 = match options.requantize {
+        Requantize::None => false,
+        Requantize::Q8_0 => slow,
+        Requantize::Auto => slow && fits(&requantized),
+    };
+    if options.requantize == Requantize::Auto && slow && !to_q8_0 {
+        tracing::info!(
+            needed_mb = requantized.total_mb(),
+            "not converting the weights to q8_0 for speed: that would exceed models.max_memory_mb"
+        );
+    }
+    let memory = if to_q8_0 { requantized } else { as_stored };
+    if !fits(&memory) {
         return Err(LoadError::TooLarge {
             path: path.clone(),
             needed_mb: memory.total_mb(),
@@ -179,9 +203,20 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, LoadError> {
         tracing::warn!(model = %path.display(), "{warning}");
     }
 
-    let quantization = dominant_dtype(&content);
-    let weights =
-        ModelWeights::from_gguf(content, &mut file, &Device::Cpu).map_err(format_error)?;
+    let stored = dominant_dtype(&content);
+    let weights = if to_q8_0 {
+        let (content, mut converted) =
+            requantized_gguf(&content, &mut file).map_err(format_error)?;
+        ModelWeights::from_gguf(content, &mut converted, &Device::Cpu)
+    } else {
+        ModelWeights::from_gguf(content, &mut file, &Device::Cpu)
+    }
+    .map_err(format_error)?;
+    let quantization = if to_q8_0 {
+        format!("{stored}, run as q8_0")
+    } else {
+        stored
+    };
     let name = options.name.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -254,13 +289,23 @@ impl Shape {
     }
 }
 
-fn estimate(content: &gguf_file::Content, shape: &Shape, context_length: usize) -> MemoryEstimate {
+/// What the model will need; `requantize_to` counts the slow formats as that format.
+fn estimate(
+    content: &gguf_file::Content,
+    shape: &Shape,
+    context_length: usize,
+    requantize_to: Option<GgmlDType>,
+) -> MemoryEstimate {
     let quantized: u64 = content
         .tensor_infos
         .values()
         .map(|t| {
+            let dtype = match requantize_to {
+                Some(to) if SLOW_FORMATS.contains(&t.ggml_dtype) => to,
+                _ => t.ggml_dtype,
+            };
             let elements = t.shape.elem_count() as u64;
-            elements / t.ggml_dtype.block_size() as u64 * t.ggml_dtype.type_size() as u64
+            elements / dtype.block_size() as u64 * dtype.type_size() as u64
         })
         .sum();
     let embedding_f32 = shape.vocabulary * shape.embedding * 4;
@@ -277,6 +322,38 @@ fn estimate(content: &gguf_file::Content, shape: &Shape, context_length: usize) 
         kv_cache_bytes,
         working_bytes: attention_scores + activations + rotary + logits,
     }
+}
+
+/// The model with every tensor in a slow format converted to Q8_0, as an in-memory GGUF file.
+/// The conversion is near-lossless: Q8_0 has twice the bits of the 4- and 5-bit formats it
+/// replaces, on the same 32-value blocks.
+fn requantized_gguf(
+    content: &gguf_file::Content,
+    file: &mut File,
+) -> candle_core::Result<(gguf_file::Content, std::io::Cursor<Vec<u8>>)> {
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        let tensor = content.tensor(file, name, &Device::Cpu)?;
+        let tensor = if SLOW_FORMATS.contains(&tensor.dtype()) {
+            QTensor::quantize(&tensor.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
+        } else {
+            tensor
+        };
+        tensors.push((name.as_str(), tensor));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (*k, v)).collect();
+    let mut converted = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut converted, &metadata, &tensors)?;
+    converted.set_position(0);
+    let content = gguf_file::Content::read(&mut converted)?;
+    Ok((content, converted))
 }
 
 fn metadata_string(content: &gguf_file::Content, key: &str) -> Option<String> {
