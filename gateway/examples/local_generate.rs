@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ChatMessage::new("user", prompt),
     ])?;
     let prompt_tokens = prompt.len();
+    let prompt_token_ids = prompt.clone();
     let options = GenerationOptions {
         max_tokens: tokens,
         stop: Vec::new(),
@@ -67,6 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "threads": threads,
                     "load_ms": load_ms,
                     "prompt_tokens": prompt_tokens,
+                    "prompt_token_ids": prompt_token_ids,
                     "ttft_ms": ttft,
                     "prompt_tok_s": prompt_tokens as f64 * 1000.0 / ttft.max(1) as f64,
                     "decode_tok_s": outcome.decode_tokens_per_second,

@@ -40,6 +40,23 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CompletionLabels {
+    backend: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    backend: &'static str,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FallbackLabels {
+    to: &'static str,
+}
+
 /// Every metric the gateway keeps.
 #[derive(Debug)]
 pub struct Metrics {
@@ -49,6 +66,9 @@ pub struct Metrics {
     connections_open: Gauge,
     connections: Counter,
     reloads: Family<ResultLabels, Counter>,
+    completions: Family<CompletionLabels, Counter>,
+    completion_tokens: Family<TokenLabels, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -88,6 +108,24 @@ impl Metrics {
             "Configuration reloads (SIGHUP)",
             reloads.clone(),
         );
+        let completions = Family::<CompletionLabels, Counter>::default();
+        registry.register(
+            "completions",
+            "Completions answered, by the backend of the last turn and how they ended",
+            completions.clone(),
+        );
+        let completion_tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "completion_tokens",
+            "Prompt and completion tokens of answered completions",
+            completion_tokens.clone(),
+        );
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
+        registry.register(
+            "completion_fallbacks",
+            "Turns handed to the other backend after the first choice failed or was too slow",
+            fallbacks.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -102,7 +140,28 @@ impl Metrics {
             connections_open,
             connections,
             reloads,
+            completions,
+            completion_tokens,
+            fallbacks,
         }
+    }
+
+    /// Counts one completion: `backend` is `local`, `cloud` or `none`; `outcome` is a finish
+    /// reason (`stop`, `length`, `tool_calls`) or `error`.
+    pub fn completion(&self, backend: &'static str, outcome: &'static str, tokens: (u64, u64)) {
+        self.completions
+            .get_or_create(&CompletionLabels { backend, outcome })
+            .inc();
+        for (kind, n) in [("prompt", tokens.0), ("completion", tokens.1)] {
+            self.completion_tokens
+                .get_or_create(&TokenLabels { backend, kind })
+                .inc_by(n);
+        }
+    }
+
+    /// Counts a turn handed over to `to` (`local` or `cloud`).
+    pub fn completion_fallback(&self, to: &'static str) {
+        self.fallbacks.get_or_create(&FallbackLabels { to }).inc();
     }
 
     /// Counts one answered request. `route` and `method` come from fixed sets, so a client cannot

@@ -275,6 +275,8 @@ fn without_a_local_model_the_cloud_answers() {
         "{json}"
     );
     let sent = cloud.requests.lock().unwrap()[0].clone();
+    assert_eq!(sent.authorization.as_deref(), Some("Bearer sk-test-secret"));
+    let sent = sent.body;
     assert_eq!(sent["model"], "big-model");
     assert_eq!(sent["messages"][1]["content"], "Hi");
     assert_eq!(sent["max_tokens"], 50);
@@ -282,6 +284,41 @@ fn without_a_local_model_the_cloud_answers() {
         !daemon.logs().iter().any(|l| l.contains("sk-test-secret")),
         "the API key never reaches the log"
     );
+    let metrics = daemon.get("/metrics").body;
+    let answered = r#"mcp_edge_completions_total{backend="cloud",outcome="stop"}"#;
+    assert_eq!(common::metric(&metrics, answered), Some(1.0), "{metrics}");
+    let tokens = r#"mcp_edge_completion_tokens_total{backend="cloud",kind="completion"}"#;
+    assert_eq!(common::metric(&metrics, tokens), Some(7.0), "{metrics}");
+}
+
+#[test]
+fn a_cloud_that_refuses_the_key_is_a_clear_error_and_not_retried() {
+    let cloud = CloudServer::start(|request, _| {
+        if request.authorization.as_deref() == Some("Bearer right-key") {
+            Reply::Text(vec!["welcome".into()])
+        } else {
+            Reply::Status(401)
+        }
+    });
+    let config = |key: &str| {
+        format!(
+            "[models]\ncloud_endpoint = \"{}\"\ncloud_api_key = \"{key}\"\n",
+            cloud.endpoint()
+        )
+    };
+    let stranger = Daemon::start(&config("wrong-key"));
+    let response = post_json(stranger.addr, CHAT, &json!({ "messages": ask("Hi") }));
+    assert_eq!(response.status, 503, "{}", response.body);
+    let message = response.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("answered 401"), "{message}");
+    assert!(!message.contains("wrong-key"), "{message}");
+    assert_eq!(cloud.count(), 1, "a refused key is not retried");
+    let member = Daemon::start(&config("right-key"));
+    let response = post_json(member.addr, CHAT, &json!({ "messages": ask("Hi") }));
+    assert_eq!(content(&response.json()), "welcome");
 }
 
 #[test]
@@ -323,6 +360,9 @@ fn a_local_model_that_is_too_slow_hands_over_to_the_cloud_within_the_threshold()
         elapsed < Duration::from_millis(3000 + 1000),
         "the cloud took over at the threshold: {elapsed:?}"
     );
+    let metrics = daemon.get("/metrics").body;
+    let fallbacks = r#"mcp_edge_completion_fallbacks_total{to="cloud"}"#;
+    assert_eq!(common::metric(&metrics, fallbacks), Some(1.0), "{metrics}");
     let local = busy.join().unwrap();
     assert_eq!(local.status, 200, "{}", local.body);
     let local = local.json();
@@ -452,8 +492,8 @@ fn the_circuit_breaker_opens_after_repeated_failures_and_closes_after_a_good_pro
 
 #[test]
 fn a_tool_call_from_the_model_runs_a_real_mcp_tool_and_its_result_goes_back() {
-    let cloud = CloudServer::start(|body, _| {
-        let messages = body["messages"].as_array().unwrap();
+    let cloud = CloudServer::start(|request, _| {
+        let messages = request.body["messages"].as_array().unwrap();
         match messages.iter().find(|m| m["role"] == "tool") {
             None => Reply::ToolCall {
                 name: "device_info".into(),
@@ -502,7 +542,7 @@ fn a_tool_call_from_the_model_runs_a_real_mcp_tool_and_its_result_goes_back() {
 
     let requests = cloud.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2);
-    let offered = &requests[0]["tools"];
+    let offered = &requests[0].body["tools"];
     assert_eq!(
         offered.as_array().unwrap().len(),
         1,
@@ -510,7 +550,7 @@ fn a_tool_call_from_the_model_runs_a_real_mcp_tool_and_its_result_goes_back() {
     );
     assert_eq!(offered[0]["function"]["name"], "device_info");
     assert!(offered[0]["function"]["parameters"].is_object());
-    let second = requests[1]["messages"].as_array().unwrap();
+    let second = requests[1].body["messages"].as_array().unwrap();
     assert_eq!(second[2]["tool_calls"][0]["id"], "call_cloud_0");
     assert_eq!(second[3]["role"], "tool");
     assert_eq!(second[3]["tool_call_id"], "call_cloud_0");

@@ -50,6 +50,8 @@ pub struct RouteInfo {
     pub backend: Backend,
     pub model: String,
     pub reason: String,
+    /// The first choice failed or was too slow and this backend took over.
+    pub fallback: bool,
 }
 
 /// The result of one MCP tool call made for the model.
@@ -345,7 +347,10 @@ impl Inner {
             .attempt(&attempt, choice.backend, fallback.first_token_deadline)
             .await;
         let (source, route) = match (first, fallback.to) {
-            (Ok(source), _) => (source, self.route(choice.backend, request, choice.reason)),
+            (Ok(source), _) => (
+                source,
+                self.route(choice.backend, request, choice.reason, false),
+            ),
             (Err(why), None) => return Err(why),
             (Err(why), Some(next)) => {
                 let reason = format!(
@@ -355,7 +360,7 @@ impl Inner {
                 );
                 info!(%reason, "completion falls back");
                 match self.attempt(&attempt, next, None).await {
-                    Ok(source) => (source, self.route(next, request, reason)),
+                    Ok(source) => (source, self.route(next, request, reason, true)),
                     Err(second) => {
                         return Err(match second {
                             CompletionError::Busy { .. } => second,
@@ -374,7 +379,13 @@ impl Inner {
         relay(source, hold_tool_markup, round, updates).await
     }
 
-    fn route(&self, backend: Backend, request: &CompletionRequest, reason: String) -> RouteInfo {
+    fn route(
+        &self,
+        backend: Backend,
+        request: &CompletionRequest,
+        reason: String,
+        fallback: bool,
+    ) -> RouteInfo {
         let model = match backend {
             Backend::Local => self
                 .local
@@ -387,6 +398,7 @@ impl Inner {
             backend,
             model,
             reason,
+            fallback,
         }
     }
 

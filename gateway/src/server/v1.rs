@@ -4,6 +4,7 @@
 //! `stream: true` answers as server-sent events.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use crate::openai::{Message, Stop, Tool, ToolCall};
 use crate::router::{
     Backend, CompletionError, CompletionRequest, RouteInfo, Summary, ToolRun, Update,
 };
+use crate::telemetry::Metrics;
 
 /// Fields both completion APIs share.
 #[derive(Debug, Deserialize)]
@@ -241,7 +243,10 @@ async fn complete(
     // errors keep their status code and the answer's headers can name the backend.
     let first = match tokio::time::timeout_at(deadline, updates.recv()).await {
         Ok(Some(Update::Started(route))) => route,
-        Ok(Some(Update::Failed(e))) => return completion_error(e),
+        Ok(Some(Update::Failed(e))) => {
+            observe(&shared.metrics, &[], None);
+            return completion_error(e);
+        }
         Ok(_) => {
             return completion_error(CompletionError::Failed("the completion ended early".into()))
         }
@@ -250,15 +255,22 @@ async fn complete(
     let id = next_id(api);
     let backend = first.backend;
     let mut response = if stream {
-        sse(Stream::new(id, api, first), updates)
+        sse(
+            Stream::new(id, api, first, Arc::clone(&shared.metrics)),
+            updates,
+        )
     } else {
         let mut transcript = Transcript::new(first);
         loop {
             match tokio::time::timeout_at(deadline, updates.recv()).await {
                 Ok(Some(Update::Done(summary))) => {
-                    break json_response(StatusCode::OK, &transcript.finish(&id, api, summary))
+                    observe(&shared.metrics, &transcript.routes, Some(&summary));
+                    break json_response(StatusCode::OK, &transcript.finish(&id, api, summary));
                 }
-                Ok(Some(Update::Failed(e))) => break completion_error(e),
+                Ok(Some(Update::Failed(e))) => {
+                    observe(&shared.metrics, &transcript.routes, None);
+                    break completion_error(e);
+                }
                 Ok(Some(update)) => transcript.add(update),
                 Ok(None) => {
                     break completion_error(CompletionError::Failed(
@@ -274,6 +286,31 @@ async fn complete(
         HeaderValue::from_static(backend.as_str()),
     );
     response
+}
+
+/// Counts a finished completion (`summary` is `None` for a failed one) and its fallbacks.
+fn observe(metrics: &Metrics, routes: &[RouteInfo], summary: Option<&Summary>) {
+    for route in routes.iter().filter(|r| r.fallback) {
+        metrics.completion_fallback(route.backend.as_str());
+    }
+    let backend = routes.last().map_or("none", |r| r.backend.as_str());
+    match summary {
+        Some(summary) => {
+            let outcome = match summary.finish_reason.as_str() {
+                "stop" => "stop",
+                "length" => "length",
+                "tool_calls" => "tool_calls",
+                _ => "other",
+            };
+            let usage = summary.usage;
+            metrics.completion(
+                backend,
+                outcome,
+                (usage.prompt_tokens, usage.completion_tokens),
+            );
+        }
+        None => metrics.completion(backend, "error", (0, 0)),
+    }
 }
 
 /// A completion's updates gathered into one answer.
@@ -373,15 +410,17 @@ struct Stream {
     api: Api,
     created: u64,
     routes: Vec<RouteInfo>,
+    metrics: Arc<Metrics>,
 }
 
 impl Stream {
-    fn new(id: String, api: Api, first: RouteInfo) -> Self {
+    fn new(id: String, api: Api, first: RouteInfo, metrics: Arc<Metrics>) -> Self {
         Self {
             id,
             api,
             created: now(),
             routes: vec![first],
+            metrics,
         }
     }
 
@@ -397,6 +436,11 @@ impl Stream {
 
     /// The events for one update; `None` ends the stream after them.
     fn events(&mut self, update: Update) -> (Vec<String>, bool) {
+        match &update {
+            Update::Done(summary) => observe(&self.metrics, &self.routes, Some(summary)),
+            Update::Failed(_) => observe(&self.metrics, &self.routes, None),
+            _ => {}
+        }
         match (self.api, update) {
             (_, Update::Failed(e)) => (vec![event("error", &error_body(&e))], true),
             (Api::OpenAi { .. }, Update::Started(route)) => {

@@ -22,18 +22,26 @@ pub enum Reply {
     Delayed(Duration, Box<Reply>),
 }
 
-type Script = dyn Fn(&Value, usize) -> Reply + Send + Sync;
+type Script = dyn Fn(&Request, usize) -> Reply + Send + Sync;
+
+/// One request the endpoint received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub body: Value,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
 
 /// The running endpoint. Requests it received are kept for the test to inspect.
 pub struct CloudServer {
     pub addr: SocketAddr,
-    pub requests: Arc<Mutex<Vec<Value>>>,
+    pub requests: Arc<Mutex<Vec<Request>>>,
     script: Arc<Mutex<Arc<Script>>>,
 }
 
 impl CloudServer {
-    /// Starts the endpoint; `script` gets each request body and its number (from 0).
-    pub fn start(script: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static) -> Self {
+    /// Starts the endpoint; `script` gets each request and its number (from 0).
+    pub fn start(script: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -58,7 +66,7 @@ impl CloudServer {
     }
 
     /// Replaces the script (for example: the cloud recovers).
-    pub fn set_script(&self, script: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static) {
+    pub fn set_script(&self, script: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) {
         *self.script.lock().unwrap() = Arc::new(script);
     }
 
@@ -72,9 +80,10 @@ impl CloudServer {
     }
 }
 
-fn serve(stream: TcpStream, requests: &Mutex<Vec<Value>>, script: &Script) {
+fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, script: &Script) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut length = 0;
+    let mut authorization = None;
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
@@ -92,17 +101,23 @@ fn serve(stream: TcpStream, requests: &Mutex<Vec<Value>>, script: &Script) {
             if k.eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse().unwrap();
             }
+            if k.eq_ignore_ascii_case("authorization") {
+                authorization = Some(v.trim().to_owned());
+            }
         }
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let request = Request {
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        authorization,
+    };
     let number = {
         let mut requests = requests.lock().unwrap();
-        requests.push(body.clone());
+        requests.push(request.clone());
         requests.len() - 1
     };
-    let mut reply = script(&body, number);
+    let mut reply = script(&request, number);
     let mut stream = stream;
     while let Reply::Delayed(delay, inner) = reply {
         std::thread::sleep(delay);

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Local model speed: the gateway's inference engine (candle) against llama.cpp on the same GGUF
+# file, the same prompt (same token ids, checked), greedy decoding of the same number of tokens
+# and the same thread count, alternating, each run a fresh process. Three engines:
+#   candle        as the gateway runs it by default (models.requantize = auto)
+#   candle-as-is  weights run as stored (models.requantize = none)
+#   llama.cpp     llama-cpp-python, built from source for this CPU (the baseline)
+# Reports medians of decode tokens/s, time to first token, prompt tokens/s and peak RSS, and
+# the ratios to llama.cpp.
+#
+#   bash gateway/bench/local-model.sh [ROUNDS] [THREADS] [TOKENS] [MODEL]
+# RUSTFLAGS (for example "-C target-cpu=x86-64-v3") builds the candle side for a CPU level;
+# it then uses its own target directory.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_apt_packages jq
+
+rounds=${1:-5}
+threads=${2:-2}
+tokens=${3:-128}
+ensure_reference_model 2>/dev/null || true
+model=${4:-$repo_root/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}
+[ -f "$model" ] || die "$model is missing; run bash scripts/test.sh (it downloads the reference model)"
+
+target_dir="$repo_root/target"
+[ -n "${RUSTFLAGS:-}" ] && target_dir="$repo_root/target/bench-$(echo "$RUSTFLAGS" | tr -c 'a-z0-9' '-')"
+step "building the candle side (RUSTFLAGS=${RUSTFLAGS:-none})"
+CARGO_TARGET_DIR="$target_dir" cargo build --release --locked --example local_generate >&2
+candle="$target_dir/release/examples/local_generate"
+python=$(bash "$repo_root/gateway/bench/llama-cpp-setup.sh")
+
+declare -A decode ttft prefill rss
+record() { # ENGINE JSON
+    decode[$1]+=" $(jq -r .decode_tok_s <<<"$2")"
+    ttft[$1]+=" $(jq -r .ttft_ms <<<"$2")"
+    prefill[$1]+=" $(jq -r .prompt_tok_s <<<"$2")"
+    rss[$1]+=" $(jq -r .peak_rss_mib <<<"$2")"
+}
+for round in $(seq "$rounds"); do
+    a=$(REQUANTIZE=auto "$candle" "$model" "$threads" "$tokens")
+    b=$(REQUANTIZE=none "$candle" "$model" "$threads" "$tokens")
+    c=$("$python" "$repo_root/gateway/bench/llama_cpp_decode.py" "$model" "$threads" "$tokens")
+    [ "$(jq -c .prompt_token_ids <<<"$a")" = "$(jq -c .prompt_token_ids <<<"$c")" ] ||
+        die "the engines tokenized the prompt differently: $(jq -c .prompt_token_ids <<<"$a") vs $(jq -c .prompt_token_ids <<<"$c")"
+    record candle "$a"
+    record candle-as-is "$b"
+    record llama.cpp "$c"
+    echo "round $round done" >&2
+done
+
+base_decode=$(median ${decode[llama.cpp]})
+base_ttft=$(median ${ttft[llama.cpp]})
+echo "model $(basename "$model"), $threads threads, $tokens tokens greedy, $rounds rounds, RUSTFLAGS=${RUSTFLAGS:-none}"
+echo "prompt: $(jq -r .prompt_tokens <<<"$c") tokens; candle runs the weights as: $(jq -r .quantization <<<"$a")"
+printf '| engine | decode tok/s | vs llama.cpp | time to first token ms | prompt tok/s | peak RSS MiB |\n|---|---|---|---|---|---|\n'
+for engine in candle candle-as-is llama.cpp; do
+    d=$(median ${decode[$engine]})
+    printf '| %s | %.1f | %.2fx | %.0f | %.0f | %.0f |\n' "$engine" "$d" \
+        "$(awk -v a="$d" -v b="$base_decode" 'BEGIN { print a / b }')" \
+        "$(median ${ttft[$engine]})" "$(median ${prefill[$engine]})" "$(median ${rss[$engine]})"
+done
