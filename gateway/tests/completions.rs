@@ -702,3 +702,106 @@ async fn mcp_clients_reach_the_local_model_through_generate_and_a_prompt() {
     );
     client.cancel().await.unwrap();
 }
+
+/// Writes the reference model as a Hugging Face checkpoint (f32 safetensors, `config.json`,
+/// `tokenizer.json`): no safetensors llama can be downloaded here, so the test makes one from
+/// the GGUF file. GGUF stores the query and key projections permuted for interleaved rotary
+/// embeddings; Hugging Face's layout is the other one, so they are permuted back.
+fn write_checkpoint(gguf: &std::path::Path, dir: &std::path::Path) {
+    use candle_core::quantized::gguf_file;
+    use candle_core::{Device, Tensor};
+
+    let mut file = std::fs::File::open(gguf).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let number = |key: &str| content.metadata[key].to_u32().unwrap() as usize;
+    let (heads, kv_heads, layers) = (
+        number("llama.attention.head_count"),
+        number("llama.attention.head_count_kv"),
+        number("llama.block_count"),
+    );
+    let mut tensor = |name: &str| -> Tensor {
+        content
+            .tensor(&mut file, name, &Device::Cpu)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap()
+    };
+    let unpermute = |w: Tensor, heads: usize| -> Tensor {
+        let (rows, cols) = w.dims2().unwrap();
+        w.reshape((heads, rows / heads / 2, 2, cols))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .reshape((rows, cols))
+            .unwrap()
+    };
+    let mut weights = std::collections::HashMap::new();
+    weights.insert(
+        "model.embed_tokens.weight".to_owned(),
+        tensor("token_embd.weight"),
+    );
+    weights.insert("model.norm.weight".to_owned(), tensor("output_norm.weight"));
+    for i in 0..layers {
+        let gguf = |part: &str| format!("blk.{i}.{part}.weight");
+        let hf = |part: &str| format!("model.layers.{i}.{part}.weight");
+        let q = unpermute(tensor(&gguf("attn_q")), heads);
+        let k = unpermute(tensor(&gguf("attn_k")), kv_heads);
+        weights.insert(hf("self_attn.q_proj"), q);
+        weights.insert(hf("self_attn.k_proj"), k);
+        for (from, to) in [
+            ("attn_v", "self_attn.v_proj"),
+            ("attn_output", "self_attn.o_proj"),
+            ("ffn_gate", "mlp.gate_proj"),
+            ("ffn_up", "mlp.up_proj"),
+            ("ffn_down", "mlp.down_proj"),
+            ("attn_norm", "input_layernorm"),
+            ("ffn_norm", "post_attention_layernorm"),
+        ] {
+            weights.insert(hf(to), tensor(&gguf(from)));
+        }
+    }
+    candle_core::safetensors::save(&weights, dir.join("model.safetensors")).unwrap();
+    let config = json!({
+        "hidden_size": number("llama.embedding_length"),
+        "intermediate_size": number("llama.feed_forward_length"),
+        "vocab_size": 49152,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 100000.0,
+        "max_position_embeddings": 8192,
+        "tie_word_embeddings": true,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let tokenizer = mcp_edge_gateway::inference::tokenizer_from_gguf(&content).unwrap();
+    tokenizer.save(dir.join("tokenizer.json"), false).unwrap();
+}
+
+#[test]
+fn a_safetensors_checkpoint_answers_like_the_gguf_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(&test_tools().model, dir.path());
+    let daemon = Daemon::start(&format!(
+        "[gateway]\nrequest_timeout_ms = 120000\n[models]\nmodel_path = \"{}\"\nlocal_model = \"smollm2-f32\"\nmax_memory_mb = 2048\nthreads = 1\n",
+        dir.path().display()
+    ));
+    let models = daemon.get("/v1/models").json();
+    assert_eq!(models["data"][0]["id"], "smollm2-f32");
+    assert_eq!(models["data"][0]["mcp_edge"]["quantization"], "f32");
+    assert_eq!(models["data"][0]["mcp_edge"]["tokenizer"], "tokenizer.json");
+    let json = post_json(
+        daemon.addr,
+        CHAT,
+        &json!({ "messages": ask("What is the capital of France? Answer in one word."),
+                 "temperature": 0, "max_tokens": 24 }),
+    )
+    .json();
+    assert_eq!(json["mcp_edge"]["backend"], "local");
+    let answer = content(&json);
+    assert!(answer.contains("Paris"), "{answer}");
+}

@@ -7,14 +7,13 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use candle_transformers::models::quantized_llama::ModelWeights;
 use serde::Serialize;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::model::{self, LoadError, LoadOptions, Loaded, ModelInfo, PREFILL_CHUNK};
+use super::model::{self, LoadError, LoadOptions, Loaded, ModelInfo, Weights, PREFILL_CHUNK};
 use super::sampling::{Sampler, SamplingParams};
 use super::stop::{Step, StopMatcher};
 use super::template::{ChatMessage, ChatTemplate};
@@ -335,7 +334,7 @@ impl LocalModel {
 
 /// The model thread's state.
 struct Worker {
-    weights: ModelWeights,
+    weights: Weights,
     tokenizer: Arc<Tokenizer>,
     /// Ids that end an answer.
     end_ids: Vec<u32>,
@@ -354,7 +353,7 @@ impl Worker {
                 Ok(outcome) => Event::Done(outcome),
                 Err(e) => {
                     // The cache may hold a half-written step; start the next request afresh.
-                    self.weights.clear_kv_cache();
+                    let _ = self.weights.clear_kv_cache();
                     self.cached.clear();
                     Event::Failed(e)
                 }
@@ -387,8 +386,10 @@ impl Worker {
         // the same conversation), only the rest is computed.
         let reuse = self.cached.len() < prompt.len() && prompt.starts_with(&self.cached);
         let mut position = if reuse { self.cached.len() } else { 0 };
-        if !reuse {
-            self.weights.clear_kv_cache();
+        if position == 0 {
+            self.weights
+                .clear_kv_cache()
+                .map_err(|e| format!("local model failed: {e}"))?;
             self.cached.clear();
         }
         outcome.cached_tokens = position;
@@ -399,7 +400,8 @@ impl Worker {
                 return Ok(outcome);
             }
             logits = Some(
-                model::forward(&mut self.weights, chunk, position)
+                self.weights
+                    .forward(chunk, position)
                     .map_err(|e| format!("local model failed: {e}"))?,
             );
             position += chunk.len();
@@ -452,7 +454,9 @@ impl Worker {
             if outcome.completion_tokens == max_tokens {
                 break;
             }
-            logits = model::forward(&mut self.weights, &[token], position)
+            logits = self
+                .weights
+                .forward(&[token], position)
                 .map_err(|e| format!("local model failed: {e}"))?;
             position += 1;
             self.cached.push(token);

@@ -7,6 +7,7 @@
 
 mod engine;
 mod model;
+mod safetensors;
 mod sampling;
 mod stop;
 mod template;
@@ -16,6 +17,7 @@ pub use engine::{Event, FinishReason, GenerationOptions, LocalModel, Outcome, Su
 pub use model::{LoadError, LoadOptions, MemoryEstimate, ModelInfo};
 pub use sampling::SamplingParams;
 pub use template::ChatMessage;
+pub use tokenizer::from_gguf as tokenizer_from_gguf;
 
 /// Sets how many threads the tensor kernels use; 0 leaves candle's default (one per core).
 /// Must run before the first model is loaded, while the process has one thread: candle reads

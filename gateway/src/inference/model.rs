@@ -10,6 +10,7 @@ use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use serde::Serialize;
 use tokenizers::Tokenizer;
 
+use super::safetensors::{self, Checkpoint};
 use super::template::ChatTemplate;
 use super::tokenizer;
 use crate::config::Requantize;
@@ -93,7 +94,7 @@ pub struct ModelInfo {
 
 /// A model in memory, ready to run on the CPU.
 pub struct Loaded {
-    pub weights: ModelWeights,
+    pub weights: Weights,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
     /// Ids that end an answer.
@@ -126,8 +127,114 @@ pub struct LoadOptions {
 /// three times slower than Q8_0 (docs/BENCHMARKS.md).
 const SLOW_FORMATS: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
 
-/// Reads the GGUF header, checks the memory budget, then loads weights, tokenizer and template.
+/// The weights and KV cache of a loaded model, whichever format it came in.
+pub enum Weights {
+    Gguf(ModelWeights),
+    Safetensors(Box<Checkpoint>),
+}
+
+impl Weights {
+    /// Runs `tokens` (starting at position `index_pos`) through the model; the logits of the
+    /// last one.
+    pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Weights::Gguf(model) => {
+                let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+                model.forward(&input, index_pos)
+            }
+            Weights::Safetensors(model) => model.forward(tokens, index_pos),
+        }
+    }
+
+    pub fn clear_kv_cache(&mut self) -> candle_core::Result<()> {
+        match self {
+            Weights::Gguf(model) => {
+                model.clear_kv_cache();
+                Ok(())
+            }
+            Weights::Safetensors(model) => model.clear_kv_cache(),
+        }
+    }
+}
+
+/// Loads a GGUF file, or a Hugging Face checkpoint when `options.path` is a directory.
 pub fn load(options: &LoadOptions) -> Result<Loaded, LoadError> {
+    if options.path.is_dir() {
+        load_checkpoint(options)
+    } else {
+        load_gguf(options)
+    }
+}
+
+/// The name the model is served under: configured, else the file or directory name.
+fn served_name(options: &LoadOptions) -> String {
+    options.name.clone().unwrap_or_else(|| {
+        options
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "local".into())
+    })
+}
+
+fn check_budget(
+    options: &LoadOptions,
+    memory: &MemoryEstimate,
+    context_length: usize,
+) -> Result<(), LoadError> {
+    if memory.total_mb() > u64::from(options.max_memory_mb) {
+        return Err(LoadError::TooLarge {
+            path: options.path.clone(),
+            needed_mb: memory.total_mb(),
+            limit_mb: options.max_memory_mb,
+            detail: memory.detail(context_length),
+        });
+    }
+    Ok(())
+}
+
+fn load_checkpoint(options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let dir = &options.path;
+    let header = safetensors::read_header(dir)?;
+    let context_length = options
+        .context_length
+        .min(header.config.max_position_embeddings);
+    let memory = safetensors::estimate(&header.config, context_length);
+    check_budget(options, &memory, context_length)?;
+    let tokenizer_file = options
+        .tokenizer_path
+        .clone()
+        .unwrap_or_else(|| dir.join("tokenizer.json"));
+    let tokenizer = tokenizer::from_file(&tokenizer_file).map_err(LoadError::Tokenizer)?;
+    let mut end_ids = tokenizer::end_ids(&tokenizer, None);
+    end_ids.extend(&header.eos_ids);
+    end_ids.sort_unstable();
+    end_ids.dedup();
+    let (template, warning) = ChatTemplate::new(header.chat_template.clone());
+    if let Some(warning) = warning {
+        tracing::warn!(model = %dir.display(), "{warning}");
+    }
+    let checkpoint = safetensors::load(dir, &header)?;
+    Ok(Loaded {
+        weights: Weights::Safetensors(Box::new(checkpoint)),
+        tokenizer,
+        end_ids,
+        info: ModelInfo {
+            name: served_name(options),
+            path: dir.clone(),
+            architecture: "llama".into(),
+            quantization: "f32".into(),
+            context_length,
+            memory,
+            chat_template: template.source,
+            tokenizer: "tokenizer.json",
+        },
+        template,
+    })
+}
+
+/// Reads the GGUF header, checks the memory budget, then loads weights, tokenizer and template.
+fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
     let path = &options.path;
     let read_error = |source| LoadError::Read {
         path: path.clone(),
@@ -174,14 +281,7 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, LoadError> {
         );
     }
     let memory = if to_q8_0 { requantized } else { as_stored };
-    if !fits(&memory) {
-        return Err(LoadError::TooLarge {
-            path: path.clone(),
-            needed_mb: memory.total_mb(),
-            limit_mb: options.max_memory_mb,
-            detail: memory.detail(context_length),
-        });
-    }
+    check_budget(options, &memory, context_length)?;
 
     let tokenizer_file = options.tokenizer_path.clone().or_else(|| {
         let beside = path.with_file_name("tokenizer.json");
@@ -217,17 +317,12 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, LoadError> {
     } else {
         stored
     };
-    let name = options.name.clone().unwrap_or_else(|| {
-        path.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "local".into())
-    });
     Ok(Loaded {
-        weights,
+        weights: Weights::Gguf(weights),
         tokenizer,
         end_ids,
         info: ModelInfo {
-            name,
+            name: served_name(options),
             path: path.clone(),
             architecture,
             quantization,
@@ -238,16 +333,6 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, LoadError> {
         },
         template,
     })
-}
-
-/// Runs `tokens` (starting at position `index_pos`) through the model; the logits of the last.
-pub fn forward(
-    weights: &mut ModelWeights,
-    tokens: &[u32],
-    index_pos: usize,
-) -> candle_core::Result<Tensor> {
-    let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-    weights.forward(&input, index_pos)
 }
 
 /// The dimensions that decide memory use.
