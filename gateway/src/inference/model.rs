@@ -129,7 +129,7 @@ const SLOW_FORMATS: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDTyp
 
 /// The weights and KV cache of a loaded model, whichever format it came in.
 pub enum Weights {
-    Gguf(ModelWeights),
+    Gguf(Box<ModelWeights>),
     Safetensors(Box<Checkpoint>),
 }
 
@@ -318,7 +318,7 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
         stored
     };
     Ok(Loaded {
-        weights: Weights::Gguf(weights),
+        weights: Weights::Gguf(Box::new(weights)),
         tokenizer,
         end_ids,
         info: ModelInfo {
