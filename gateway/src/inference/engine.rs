@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::model::{self, LoadError, LoadOptions, Loaded, ModelInfo, Weights, PREFILL_CHUNK};
 use super::sampling::{Sampler, SamplingParams};
@@ -350,7 +350,10 @@ impl Worker {
         while let Ok(job) = queue.recv() {
             let events = job.events.clone();
             let event = match self.generate(job) {
-                Ok(outcome) => Event::Done(outcome),
+                Ok(outcome) => {
+                    debug!(?outcome, "generation finished");
+                    Event::Done(outcome)
+                }
                 Err(e) => {
                     // The cache may hold a half-written step; start the next request afresh.
                     let _ = self.weights.clear_kv_cache();

@@ -167,6 +167,7 @@ impl Gateway {
         let local = LocalModel::from_config(&models)?;
         let mcp = McpGateway::new(device, &upstreams, Arc::clone(&health), local.clone());
         let completions = completions(&models, local, &mcp)?;
+        health.set("models", true, models_summary(&completions));
         let mcp_streams = CancellationToken::new();
         let mcp_http = mcp::transport::http_service(&mcp, mcp_streams.clone());
         let shared = Arc::new(Shared {
@@ -348,6 +349,22 @@ fn completions(
         m.max_tokens,
         m.max_tool_rounds,
     ))
+}
+
+/// `/health`'s line for the completion service: which backends it has.
+fn models_summary(completions: &Completions) -> String {
+    let local = completions
+        .local()
+        .map_or("no local model".to_owned(), |m| {
+            let info = m.info();
+            format!("local model {} ({})", info.name, info.quantization)
+        });
+    let cloud = if completions.cloud().is_some() {
+        "cloud endpoint configured"
+    } else {
+        "no cloud endpoint"
+    };
+    format!("{local}; {cloud}")
 }
 
 fn http_builder() -> auto::Builder<TokioExecutor> {
