@@ -164,8 +164,14 @@ impl LocalModel {
     /// requests may wait while one runs.
     pub fn load(options: &LoadOptions, max_queued: usize) -> Result<Self, LoadError> {
         let started = Instant::now();
-        let loaded = model::load(options)?;
-        let info = Arc::new(loaded.info.clone());
+        let Loaded {
+            weights,
+            tokenizer,
+            template,
+            end_ids,
+            info,
+        } = model::load(options)?;
+        let info = Arc::new(info);
         info!(
             model = %info.name,
             path = %info.path.display(),
@@ -177,13 +183,6 @@ impl LocalModel {
             load_ms = started.elapsed().as_millis() as u64,
             "local model loaded"
         );
-        let Loaded {
-            weights,
-            tokenizer,
-            template,
-            end_ids,
-            info: _,
-        } = loaded;
         let tokenizer = Arc::new(tokenizer);
         let (jobs, queue) = sync_channel(max_queued);
         let model = Self {
@@ -207,10 +206,7 @@ impl LocalModel {
         std::thread::Builder::new()
             .name("local-model".into())
             .spawn(move || worker.run(queue))
-            .map_err(|source| LoadError::Read {
-                path: options.path.clone(),
-                source,
-            })?;
+            .map_err(LoadError::Thread)?;
         Ok(model)
     }
 

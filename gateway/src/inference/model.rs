@@ -47,6 +47,9 @@ pub enum LoadError {
     /// The tokenizer could not be built.
     #[error("{0}")]
     Tokenizer(String),
+    /// The thread that runs the model could not be started.
+    #[error("cannot start the model thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// What the model will hold in memory once loaded and serving.
