@@ -1,0 +1,496 @@
+//! The durable half of the offline queue: entries in one SQLite file (WAL, `synchronous =
+//! FULL`, so an entry is on disk before `enqueue` returns), payloads compressed with zstd, a
+//! bound with an explicit overflow policy, and an integrity check at open that moves a corrupt
+//! file aside instead of deleting it.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{error, info};
+
+/// zstd level for payloads: fast, and most of the ratio on JSON.
+const ZSTD_LEVEL: i32 = 3;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS entries (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    kind            TEXT NOT NULL,
+    target          TEXT NOT NULL,
+    payload         BLOB NOT NULL,
+    raw_bytes       INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    result          BLOB,
+    last_error      TEXT
+);
+CREATE INDEX IF NOT EXISTS entries_state ON entries (state, seq);
+";
+
+/// What to do when the queue holds `max_entries` waiting entries and another arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Refuse the new entry.
+    Reject,
+    /// Drop the oldest waiting entry to make room.
+    DropOldest,
+}
+
+/// Why the queue could not take or give an entry.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The queue is at `offline.queue_size` and the policy is to refuse.
+    #[error("the offline queue is full ({0} entries, offline.queue_size)")]
+    Full(u64),
+    /// The file system holding the queue is full.
+    #[error("no space left for the offline queue at {0}")]
+    DiskFull(PathBuf),
+    /// Any other database failure.
+    #[error("offline queue {path}: {message}")]
+    Database { path: PathBuf, message: String },
+}
+
+/// One entry as the status API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub id: String,
+    pub kind: String,
+    pub target: String,
+    /// `queued`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub result: Option<Value>,
+    pub last_error: Option<String>,
+}
+
+/// An entry waiting to be delivered, with its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub seq: i64,
+    pub id: String,
+    pub kind: String,
+    pub target: String,
+    pub payload: Value,
+    pub attempts: u32,
+}
+
+/// Depth and size of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Depth {
+    pub queued: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    /// Compressed payload bytes of the waiting entries.
+    pub queued_bytes: u64,
+    /// Creation time of the oldest waiting entry.
+    pub oldest_queued_ms: Option<u64>,
+}
+
+/// The queue file.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    max_entries: u64,
+    overflow: Overflow,
+}
+
+impl Store {
+    /// Opens (or creates) the queue at `path`. A file that fails SQLite's integrity check is
+    /// renamed to `<path>.corrupt-<unix ms>` (its WAL and shared-memory files too), logged, and
+    /// replaced by an empty queue.
+    pub fn open(path: &Path, max_entries: u64, overflow: Overflow) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| database(path, e))?;
+        }
+        let conn = match open_checked(path) {
+            Ok(conn) => conn,
+            Err(problem) if path.exists() => {
+                let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), now_ms()));
+                error!(
+                    path = %path.display(),
+                    moved_to = %aside.display(),
+                    problem = %problem,
+                    "the offline queue database is damaged; moved it aside and starting an empty queue"
+                );
+                for suffix in ["", "-wal", "-shm"] {
+                    let from = PathBuf::from(format!("{}{suffix}", path.display()));
+                    if from.exists() {
+                        let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                        std::fs::rename(&from, &to).map_err(|e| database(path, e))?;
+                    }
+                }
+                open_checked(path).map_err(|message| StoreError::Database {
+                    path: path.to_owned(),
+                    message,
+                })?
+            }
+            Err(message) => {
+                return Err(StoreError::Database {
+                    path: path.to_owned(),
+                    message,
+                })
+            }
+        };
+        let store = Self {
+            conn,
+            path: path.to_owned(),
+            max_entries,
+            overflow,
+        };
+        let depth = store.depth()?;
+        info!(path = %path.display(), queued = depth.queued, "offline queue open");
+        Ok(store)
+    }
+
+    /// Stores an entry durably and returns its id. Only after this returns may the caller be
+    /// told the request was accepted.
+    pub fn enqueue(
+        &mut self,
+        kind: &str,
+        target: &str,
+        payload: &Value,
+    ) -> Result<String, StoreError> {
+        let raw = serde_json::to_vec(payload).map_err(|e| database(&self.path, e))?;
+        let compressed =
+            zstd::encode_all(raw.as_slice(), ZSTD_LEVEL).map_err(|e| database(&self.path, e))?;
+        let id = new_id();
+        let now = now_ms() as i64;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| classify(&self.path, e))?;
+        let queued: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE state = 'queued'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| classify(&self.path, e))?;
+        let queued = queued as u64;
+        if queued >= self.max_entries {
+            match self.overflow {
+                Overflow::Reject => return Err(StoreError::Full(self.max_entries)),
+                Overflow::DropOldest => {
+                    tx.execute(
+                        "DELETE FROM entries WHERE seq IN (SELECT seq FROM entries WHERE state = 'queued' ORDER BY seq LIMIT ?1)",
+                        params![(queued + 1 - self.max_entries) as i64],
+                    )
+                    .map_err(|e| classify(&self.path, e))?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT INTO entries (id, kind, target, payload, raw_bytes, state, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+            params![id, kind, target, compressed, raw.len() as i64, now],
+        )
+        .map_err(|e| classify(&self.path, e))?;
+        tx.commit().map_err(|e| classify(&self.path, e))?;
+        Ok(id)
+    }
+
+    /// The oldest waiting entries, at most `limit`.
+    pub fn pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, id, kind, target, payload, attempts FROM entries
+                 WHERE state = 'queued' ORDER BY seq LIMIT ?1",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, u32>(5)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, id, kind, target, payload, attempts) = row.map_err(|e| self.error(e))?;
+            out.push(Pending {
+                seq,
+                id,
+                kind,
+                target,
+                payload: decompress(&payload).map_err(|e| database(&self.path, e))?,
+                attempts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records a delivery and its result.
+    pub fn delivered(&mut self, id: &str, result: &Value) -> Result<(), StoreError> {
+        let raw = serde_json::to_vec(result).map_err(|e| database(&self.path, e))?;
+        let compressed =
+            zstd::encode_all(raw.as_slice(), ZSTD_LEVEL).map_err(|e| database(&self.path, e))?;
+        self.conn
+            .execute(
+                "UPDATE entries SET state = 'delivered', result = ?2, updated_ms = ?3,
+                 attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                params![id, compressed, now_ms() as i64],
+            )
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; after `give_up` the entry is marked failed for good.
+    pub fn attempt_failed(
+        &mut self,
+        id: &str,
+        message: &str,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        let state = if give_up { "failed" } else { "queued" };
+        self.conn
+            .execute(
+                "UPDATE entries SET state = ?2, attempts = attempts + 1, last_error = ?3,
+                 updated_ms = ?4 WHERE id = ?1",
+                params![id, state, message, now_ms() as i64],
+            )
+            .map_err(|e| classify(&self.path, e))?;
+        Ok(())
+    }
+
+    /// One entry by id.
+    pub fn get(&self, id: &str) -> Result<Option<Entry>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, kind, target, state, attempts, created_ms, updated_ms, result, last_error
+                 FROM entries WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        Entry {
+                            id: r.get(0)?,
+                            kind: r.get(1)?,
+                            target: r.get(2)?,
+                            state: r.get(3)?,
+                            attempts: r.get(4)?,
+                            created_ms: r.get::<_, i64>(5)? as u64,
+                            updated_ms: r.get::<_, i64>(6)? as u64,
+                            result: None,
+                            last_error: r.get(8)?,
+                        },
+                        r.get::<_, Option<Vec<u8>>>(7)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        let Some((mut entry, result)) = row else {
+            return Ok(None);
+        };
+        if let Some(bytes) = result {
+            entry.result = Some(decompress(&bytes).map_err(|e| database(&self.path, e))?);
+        }
+        Ok(Some(entry))
+    }
+
+    pub fn depth(&self) -> Result<Depth, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT
+                    COALESCE(SUM(state = 'queued'), 0),
+                    COALESCE(SUM(state = 'delivered'), 0),
+                    COALESCE(SUM(state = 'failed'), 0),
+                    COALESCE(SUM(CASE WHEN state = 'queued' THEN length(payload) END), 0),
+                    MIN(CASE WHEN state = 'queued' THEN created_ms END)
+                 FROM entries",
+                [],
+                |r| {
+                    Ok(Depth {
+                        queued: r.get::<_, i64>(0)? as u64,
+                        delivered: r.get::<_, i64>(1)? as u64,
+                        failed: r.get::<_, i64>(2)? as u64,
+                        queued_bytes: r.get::<_, i64>(3)? as u64,
+                        oldest_queued_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                    })
+                },
+            )
+            .map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: rusqlite::Error) -> StoreError {
+        classify(&self.path, e)
+    }
+}
+
+/// Opens the file with the queue's settings and checks it; the problem in words otherwise.
+fn open_checked(path: &Path) -> Result<Connection, String> {
+    let conn = Connection::open(path).map_err(|e| e.to_string())?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if check != "ok" {
+        return Err(format!("integrity check: {check}"));
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| e.to_string())?;
+    conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => StoreError::DiskFull(path.to_owned()),
+        _ => database(path, e),
+    }
+}
+
+fn database(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn decompress(bytes: &[u8]) -> Result<Value, String> {
+    let raw = zstd::decode_all(bytes).map_err(|e| format!("payload does not decompress: {e}"))?;
+    serde_json::from_slice(&raw).map_err(|e| format!("payload is not JSON: {e}"))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `q-` and 24 hex digits: the time in ms and a per-process counter, unique across restarts.
+fn new_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "q-{:013x}{:03x}{:08x}",
+        now_ms(),
+        std::process::id() & 0xfff,
+        n
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn entries_survive_reopening_and_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.sqlite");
+        let mut store = Store::open(&path, 10, Overflow::Reject).unwrap();
+        let a = store
+            .enqueue("completion", "cloud", &json!({ "n": 1 }))
+            .unwrap();
+        let b = store
+            .enqueue("completion", "cloud", &json!({ "n": 2 }))
+            .unwrap();
+        drop(store);
+        let mut store = Store::open(&path, 10, Overflow::Reject).unwrap();
+        let pending = store.pending(10).unwrap();
+        assert_eq!(
+            pending.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+            [a.clone(), b]
+        );
+        assert_eq!(pending[0].payload, json!({ "n": 1 }));
+        store.delivered(&a, &json!({ "answer": "ok" })).unwrap();
+        let entry = store.get(&a).unwrap().unwrap();
+        assert_eq!(entry.state, "delivered");
+        assert_eq!(entry.result, Some(json!({ "answer": "ok" })));
+        let depth = store.depth().unwrap();
+        assert_eq!((depth.queued, depth.delivered), (1, 1));
+    }
+
+    #[test]
+    fn overflow_rejects_or_drops_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite"), 2, Overflow::Reject).unwrap();
+        for n in 0..2 {
+            store.enqueue("completion", "cloud", &json!(n)).unwrap();
+        }
+        assert!(matches!(
+            store.enqueue("completion", "cloud", &json!(2)),
+            Err(StoreError::Full(2))
+        ));
+        let mut store = Store::open(&dir.path().join("d.sqlite"), 2, Overflow::DropOldest).unwrap();
+        for n in 0..3 {
+            store.enqueue("completion", "cloud", &json!(n)).unwrap();
+        }
+        let kept: Vec<Value> = store
+            .pending(10)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.payload)
+            .collect();
+        assert_eq!(kept, [json!(1), json!(2)]);
+    }
+
+    #[test]
+    fn a_full_disk_is_an_error_and_keeps_what_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("q.sqlite"), 1_000, Overflow::Reject).unwrap();
+        // SQLite reports SQLITE_FULL when the file would outgrow max_page_count, exactly as
+        // when the file system is full.
+        store
+            .conn
+            .pragma_update(None, "max_page_count", 40)
+            .unwrap();
+        let mut seed = 7u64;
+        let mut noise = || {
+            (0..2_000)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    char::from(b'a' + (seed >> 59) as u8)
+                })
+                .collect::<String>()
+        };
+        let mut stored = 0;
+        let error = loop {
+            match store.enqueue("completion", "cloud", &json!(noise())) {
+                Ok(_) => stored += 1,
+                Err(e) => break e,
+            }
+            assert!(stored < 1_000, "the page limit was never reached");
+        };
+        assert!(matches!(error, StoreError::DiskFull(_)), "{error}");
+        assert!(stored > 0);
+        assert_eq!(
+            store.depth().unwrap().queued,
+            stored,
+            "earlier entries are intact"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_file_is_moved_aside_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.sqlite");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let store = Store::open(&path, 10, Overflow::Reject).unwrap();
+        assert_eq!(store.depth().unwrap().queued, 0);
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read(aside[0].path()).unwrap(), vec![0x5a; 8192]);
+    }
+}
