@@ -21,7 +21,6 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const INACTIVE_FEATURES: &[(&str, &str)] = &[
     ("offline queue", "[offline]"),
     ("TPM attestation", "[security] use_tpm"),
-    ("telemetry export", "[telemetry] endpoints"),
     ("power governor", "[power]"),
 ];
 

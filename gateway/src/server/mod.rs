@@ -218,6 +218,18 @@ impl Gateway {
         let mut shutdown = shared.shutdown.subscribe();
 
         shared.mcp.start();
+        let exporting = CancellationToken::new();
+        let telemetry = shared
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .telemetry
+            .clone();
+        tokio::spawn(crate::telemetry::export::run(
+            telemetry,
+            Arc::clone(&shared.metrics),
+            exporting.clone(),
+        ));
         if let Some(model) = shared.completions.local() {
             let model = model.clone();
             tokio::spawn(async move { model.warm_up().await });
@@ -279,6 +291,7 @@ impl Gateway {
         shared.health.set("http", false, "draining: shutting down");
         shared.mcp_streams.cancel();
         shared.mcp.shutdown();
+        exporting.cancel();
         info!(
             deadline_ms = deadline.as_millis() as u64,
             "stopped accepting; draining open connections"

@@ -1,6 +1,8 @@
 //! The metrics registry behind `GET /metrics`, in the OpenMetrics text format that Prometheus
 //! scrapes natively.
 
+pub mod export;
+
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
