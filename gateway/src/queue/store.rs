@@ -326,6 +326,18 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
+    /// Uncompressed payload bytes of the waiting entries.
+    pub fn raw_bytes(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(raw_bytes), 0) FROM entries WHERE state = 'queued'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.error(e))
+    }
+
     fn error(&self, e: rusqlite::Error) -> StoreError {
         classify(&self.path, e)
     }
