@@ -33,17 +33,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let depth = store.depth()?;
     let raw = store.raw_bytes()?;
     #[allow(clippy::print_stdout)] // The benchmark's answer.
-    println!(
-        "{}",
-        json!({
-            "enqueued": n,
-            "seconds": elapsed,
-            "per_second": n as f64 / elapsed,
-            "raw_bytes": raw,
-            "stored_bytes": depth.queued_bytes,
-            "zstd_ratio": raw as f64 / depth.queued_bytes.max(1) as f64,
-        })
-    );
+    {
+        println!(
+            "{}",
+            json!({
+                "enqueued": n,
+                "seconds": elapsed,
+                "per_second": n as f64 / elapsed,
+                "raw_bytes": raw,
+                "stored_bytes": depth.queued_bytes,
+                "zstd_ratio": raw as f64 / depth.queued_bytes.max(1) as f64,
+            })
+        );
+    }
     drop(store);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
