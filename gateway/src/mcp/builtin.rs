@@ -36,7 +36,7 @@ const URI_METRICS: &str = "gateway://metrics";
 /// Symptoms `diagnose_device` knows how to focus on; offered as completions.
 const SYMPTOMS: [&str; 5] = ["overheating", "slow", "network", "disk-full", "power"];
 
-fn schema(value: Value) -> Arc<serde_json::Map<String, Value>> {
+pub(super) fn schema(value: Value) -> Arc<serde_json::Map<String, Value>> {
     match value {
         Value::Object(map) => Arc::new(map),
         _ => Arc::default(),

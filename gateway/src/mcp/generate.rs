@@ -1,8 +1,6 @@
 //! The local model for MCP clients: the `generate` tool and the `ask_local_model` prompt,
 //! listed only when a local model is loaded.
 
-use std::sync::Arc;
-
 use rmcp::model::{
     CallToolResult, ContentBlock, GetPromptResult, Prompt, PromptArgument, PromptMessage, Role,
     Tool,
@@ -19,7 +17,7 @@ pub const ASK: &str = "ask_local_model";
 const MAX_TOKENS_CEILING: u64 = 4_096;
 
 pub fn tool(model: &LocalModel) -> Tool {
-    let schema = json!({
+    let schema = super::builtin::schema(json!({
         "type": "object",
         "properties": {
             "prompt": { "type": "string", "description": "What to ask the model." },
@@ -31,17 +29,14 @@ pub fn tool(model: &LocalModel) -> Tool {
         },
         "required": ["prompt"],
         "additionalProperties": false
-    });
-    let Value::Object(schema) = schema else {
-        unreachable!("a JSON object literal")
-    };
+    }));
     Tool::new(
         GENERATE,
         format!(
             "Generate text with the model running on this device ({}), without network access.",
             model.info().name
         ),
-        Arc::new(schema),
+        schema,
     )
 }
 
