@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use mcp_edge_gateway::config::Compression;
 use mcp_edge_gateway::queue::{Overflow, Store};
 use serde_json::json;
 
@@ -14,7 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(args.first().ok_or("usage: queue_enqueue DIR [N]")?);
     let n: usize = args.get(1).map_or(Ok(2_000), |s| s.parse())?;
     let path = dir.join(format!("bench-{}.sqlite", std::process::id()));
-    let mut store = Store::open(&path, n as u64 + 1, Overflow::Reject)?;
+    let mut store = Store::open(&path, n as u64 + 1, Overflow::Reject, Compression::Zstd)?;
     let started = Instant::now();
     for i in 0..n {
         let request = json!({

@@ -19,7 +19,6 @@ pub const EXIT_FAILURE: u8 = 1;
 /// Features whose configuration is parsed and validated but which this build does not run yet,
 /// as `(feature, section)`. The gateway names them at start-up instead of pretending.
 pub const INACTIVE_FEATURES: &[(&str, &str)] = &[
-    ("offline queue", "[offline]"),
     ("TPM attestation", "[security] use_tpm"),
     ("power governor", "[power]"),
 ];

@@ -258,9 +258,11 @@ fn builder_applies_the_same_rules() {
 fn library_serves_what_the_builder_made() {
     use mcp_edge_gateway::Gateway;
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = tempfile::tempdir().unwrap();
     runtime.block_on(async {
         let config = Config::builder()
             .bind_address("127.0.0.1:0".parse().unwrap())
+            .offline_queue_path(state.path().join("queue.sqlite"))
             .build()
             .unwrap();
         let gateway = Gateway::new(config).unwrap();

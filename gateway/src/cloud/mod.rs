@@ -56,6 +56,9 @@ pub struct CloudRequest {
     pub top_p: Option<f64>,
     pub seed: Option<u64>,
     pub stop: Vec<String>,
+    /// Sent as the `Idempotency-Key` header, so that an endpoint that sees the same request
+    /// twice (a retry, a replay from the offline queue) can answer it once.
+    pub idempotency_key: Option<String>,
 }
 
 /// What arrives from the cloud as its answer streams in.
@@ -142,7 +145,8 @@ impl CloudClient {
             });
         }
         let body = self.body(request);
-        let response = match self.send_with_retries(&body, &cancel).await {
+        let key = request.idempotency_key.as_deref();
+        let response = match self.send_with_retries(&body, key, &cancel).await {
             Ok(response) => response,
             Err(e) => {
                 self.breaker.failure();
@@ -198,11 +202,12 @@ impl CloudClient {
     async fn send_with_retries(
         &self,
         body: &Value,
+        idempotency_key: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<reqwest::Response, CloudError> {
         let mut attempt = 0;
         loop {
-            let (error, retry_after) = match self.send(body, cancel).await {
+            let (error, retry_after) = match self.send(body, idempotency_key, cancel).await {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -238,9 +243,13 @@ impl CloudClient {
     async fn send(
         &self,
         body: &Value,
+        idempotency_key: Option<&str>,
         cancel: &CancellationToken,
     ) -> Result<reqwest::Response, CloudError> {
         let mut request = self.http.post(&self.url).json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key.expose());
         }

@@ -66,6 +66,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// Where the offline queue's database lives (`offline.persistence_path`).
+    pub fn offline_queue_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.offline.persistence_path = path.into();
+        self
+    }
+
     /// Checks every rule and returns the configuration, or all the problems found.
     pub fn build(self) -> Result<Config, ConfigError> {
         match self.config.validate() {

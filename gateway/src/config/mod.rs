@@ -185,7 +185,17 @@ pub struct OfflineConfig {
     /// SQLite file of the queue.
     #[serde(deserialize_with = "path")]
     pub persistence_path: PathBuf,
+    /// What a full queue does with one more request.
+    pub overflow: Overflow,
+    /// Seconds between sync attempts while entries wait (the base of the backoff).
     pub sync_interval_seconds: u32,
+    /// `batched` delivers `sync_batch_size` entries at once and records them in one
+    /// transaction; `one_by_one` delivers strictly in order, one at a time.
+    pub sync_strategy: SyncStrategyName,
+    pub sync_batch_size: u32,
+    /// Hours that delivered and failed entries (and their results) are kept for pickup.
+    pub keep_results_hours: u32,
+    /// Compression of stored payloads and results.
     pub compression: Compression,
 }
 
@@ -194,10 +204,33 @@ impl Default for OfflineConfig {
         Self {
             queue_size: 10_000,
             persistence_path: default_state_dir().join("queue.sqlite"),
+            overflow: Overflow::Reject,
             sync_interval_seconds: 30,
+            sync_strategy: SyncStrategyName::Batched,
+            sync_batch_size: 16,
+            keep_results_hours: 24,
             compression: Compression::Zstd,
         }
     }
+}
+
+/// What to do when the offline queue holds `offline.queue_size` waiting entries and another
+/// arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Refuse the new entry (HTTP 429).
+    Reject,
+    /// Drop the oldest waiting entry to make room (counted in metrics).
+    DropOldest,
+}
+
+/// `offline.sync_strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStrategyName {
+    Batched,
+    OneByOne,
 }
 
 /// `[security]`: TPM and TLS.

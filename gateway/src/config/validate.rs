@@ -133,6 +133,8 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
         1,
         86_400,
     );
+    p.range("offline.sync_batch_size", o.sync_batch_size, 1, 1_000);
+    p.range("offline.keep_results_hours", o.keep_results_hours, 1, 8_760);
     if o.persistence_path.as_os_str().is_empty() {
         p.add("offline.persistence_path", "must not be empty");
     }

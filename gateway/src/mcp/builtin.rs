@@ -22,6 +22,8 @@ pub struct DeviceContext {
     pub config: Arc<RwLock<Config>>,
     /// Shown as `gateway://metrics`.
     pub metrics: Arc<Metrics>,
+    /// The offline queue behind the `queue_*` tools (none in stdio mode).
+    pub queue: Option<crate::queue::OfflineQueue>,
 }
 
 const DEVICE_INFO: &str = "device_info";
@@ -130,7 +132,7 @@ fn sensors(
 }
 
 /// A result with the JSON both as structured content and as text, for clients of either kind.
-fn structured(value: Value) -> CallToolResult {
+pub(super) fn structured(value: Value) -> CallToolResult {
     let text = serde_json::to_string_pretty(&value).unwrap_or_default();
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     result.structured_content = Some(value);

@@ -18,6 +18,7 @@ pub mod catalog;
 mod forward;
 mod generate;
 mod notify;
+mod queue_tools;
 mod tool_host;
 pub mod transport;
 pub mod upstream;
@@ -93,6 +94,9 @@ impl McpGateway {
             resources: builtin::resources(),
             templates: Vec::new(),
         };
+        if device.queue.is_some() {
+            builtin.tools.extend(queue_tools::tools());
+        }
         if let Some(model) = &local {
             builtin.tools.push(generate::tool(model));
             builtin.prompts.push(generate::prompt(model));
@@ -127,6 +131,7 @@ impl McpGateway {
             state_dir: crate::config::default_state_dir(),
             metrics: Arc::new(crate::telemetry::Metrics::new()),
             config: Arc::new(RwLock::new(config.clone())),
+            queue: None,
         };
         Self::new(
             device,
@@ -227,12 +232,15 @@ impl McpGateway {
         arguments: Option<&serde_json::Map<String, serde_json::Value>>,
         cancel: CancellationToken,
     ) -> Option<rmcp::model::CallToolResult> {
-        match (name, &self.inner.local) {
-            (generate::GENERATE, Some(model)) => {
-                Some(generate::call(model, arguments, cancel).await)
-            }
-            _ => builtin::call_tool(&self.inner.device, name, arguments),
+        if let (generate::GENERATE, Some(model)) = (name, &self.inner.local) {
+            return Some(generate::call(model, arguments, cancel).await);
         }
+        if let Some(queue) = &self.inner.device.queue {
+            if let Some(result) = queue_tools::call(queue, name, arguments).await {
+                return Some(result);
+            }
+        }
+        builtin::call_tool(&self.inner.device, name, arguments)
     }
 
     fn upstream(&self, owner: Owner) -> Option<&Arc<Upstream>> {

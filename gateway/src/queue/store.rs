@@ -9,7 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
-use tracing::{error, info};
+use tracing::{error, info, warn};
+
+use crate::config::{Compression, Overflow};
 
 /// zstd level for payloads: fast, and most of the ratio on JSON.
 const ZSTD_LEVEL: i32 = 3;
@@ -20,6 +22,7 @@ CREATE TABLE IF NOT EXISTS entries (
     id              TEXT NOT NULL UNIQUE,
     kind            TEXT NOT NULL,
     target          TEXT NOT NULL,
+    codec           TEXT NOT NULL,
     payload         BLOB NOT NULL,
     raw_bytes       INTEGER NOT NULL,
     state           TEXT NOT NULL,
@@ -27,19 +30,11 @@ CREATE TABLE IF NOT EXISTS entries (
     created_ms      INTEGER NOT NULL,
     updated_ms      INTEGER NOT NULL,
     result          BLOB,
+    result_codec    TEXT,
     last_error      TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_state ON entries (state, seq);
 ";
-
-/// What to do when the queue holds `max_entries` waiting entries and another arrives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overflow {
-    /// Refuse the new entry.
-    Reject,
-    /// Drop the oldest waiting entry to make room.
-    DropOldest,
-}
 
 /// Why the queue could not take or give an entry.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +88,26 @@ pub struct Depth {
     pub oldest_queued_ms: Option<u64>,
 }
 
+/// A stored entry's id, and how many of the oldest entries made room for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: String,
+    pub dropped: u64,
+    /// Entries waiting now, this one included.
+    pub queued: u64,
+}
+
+/// How one delivery attempt ended, as [`Store::record`] writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Delivered; the upstream's answer is kept for pickup.
+    Delivered(Value),
+    /// Not delivered this time; the entry stays queued.
+    Retry(String),
+    /// The upstream refused the entry itself; retrying cannot help.
+    Failed(String),
+}
+
 /// The queue file.
 #[derive(Debug)]
 pub struct Store {
@@ -100,13 +115,19 @@ pub struct Store {
     path: PathBuf,
     max_entries: u64,
     overflow: Overflow,
+    compression: Compression,
 }
 
 impl Store {
     /// Opens (or creates) the queue at `path`. A file that fails SQLite's integrity check is
     /// renamed to `<path>.corrupt-<unix ms>` (its WAL and shared-memory files too), logged, and
     /// replaced by an empty queue.
-    pub fn open(path: &Path, max_entries: u64, overflow: Overflow) -> Result<Self, StoreError> {
+    pub fn open(
+        path: &Path,
+        max_entries: u64,
+        overflow: Overflow,
+        compression: Compression,
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| database(path, e))?;
         }
@@ -144,6 +165,7 @@ impl Store {
             path: path.to_owned(),
             max_entries,
             overflow,
+            compression,
         };
         let depth = store.depth()?;
         info!(path = %path.display(), queued = depth.queued, "offline queue open");
@@ -157,11 +179,23 @@ impl Store {
         kind: &str,
         target: &str,
         payload: &Value,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Enqueued, StoreError> {
+        let stored = self.insert(kind, target, payload);
+        self.after_disk_full(&stored);
+        stored
+    }
+
+    fn insert(
+        &mut self,
+        kind: &str,
+        target: &str,
+        payload: &Value,
+    ) -> Result<Enqueued, StoreError> {
         let raw = serde_json::to_vec(payload).map_err(|e| database(&self.path, e))?;
-        let compressed =
-            zstd::encode_all(raw.as_slice(), ZSTD_LEVEL).map_err(|e| database(&self.path, e))?;
+        let (codec, compressed) =
+            compress(self.compression, &raw).map_err(|e| database(&self.path, e))?;
         let id = new_id();
+        let mut dropped = 0;
         let now = now_ms() as i64;
         let tx = self
             .conn
@@ -179,22 +213,27 @@ impl Store {
             match self.overflow {
                 Overflow::Reject => return Err(StoreError::Full(self.max_entries)),
                 Overflow::DropOldest => {
+                    dropped = queued + 1 - self.max_entries;
                     tx.execute(
                         "DELETE FROM entries WHERE seq IN (SELECT seq FROM entries WHERE state = 'queued' ORDER BY seq LIMIT ?1)",
-                        params![(queued + 1 - self.max_entries) as i64],
+                        params![dropped as i64],
                     )
                     .map_err(|e| classify(&self.path, e))?;
                 }
             }
         }
         tx.execute(
-            "INSERT INTO entries (id, kind, target, payload, raw_bytes, state, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
-            params![id, kind, target, compressed, raw.len() as i64, now],
+            "INSERT INTO entries (id, kind, target, codec, payload, raw_bytes, state, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+            params![id, kind, target, codec, compressed, raw.len() as i64, now],
         )
         .map_err(|e| classify(&self.path, e))?;
         tx.commit().map_err(|e| classify(&self.path, e))?;
-        Ok(id)
+        Ok(Enqueued {
+            id,
+            dropped,
+            queued: queued + 1 - dropped,
+        })
     }
 
     /// The oldest waiting entries, at most `limit`.
@@ -202,7 +241,7 @@ impl Store {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT seq, id, kind, target, payload, attempts FROM entries
+                "SELECT seq, id, kind, target, codec, payload, attempts FROM entries
                  WHERE state = 'queued' ORDER BY seq LIMIT ?1",
             )
             .map_err(|e| self.error(e))?;
@@ -213,57 +252,94 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                    r.get::<_, u32>(5)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                    r.get::<_, u32>(6)?,
                 ))
             })
             .map_err(|e| self.error(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, id, kind, target, payload, attempts) = row.map_err(|e| self.error(e))?;
+            let (seq, id, kind, target, codec, payload, attempts) =
+                row.map_err(|e| self.error(e))?;
             out.push(Pending {
                 seq,
                 id,
                 kind,
                 target,
-                payload: decompress(&payload).map_err(|e| database(&self.path, e))?,
+                payload: decompress(&codec, &payload).map_err(|e| database(&self.path, e))?,
                 attempts,
             });
         }
         Ok(out)
     }
 
-    /// Records a delivery and its result.
-    pub fn delivered(&mut self, id: &str, result: &Value) -> Result<(), StoreError> {
-        let raw = serde_json::to_vec(result).map_err(|e| database(&self.path, e))?;
-        let compressed =
-            zstd::encode_all(raw.as_slice(), ZSTD_LEVEL).map_err(|e| database(&self.path, e))?;
-        self.conn
-            .execute(
-                "UPDATE entries SET state = 'delivered', result = ?2, updated_ms = ?3,
-                 attempts = attempts + 1, last_error = NULL WHERE id = ?1",
-                params![id, compressed, now_ms() as i64],
-            )
-            .map_err(|e| classify(&self.path, e))?;
-        Ok(())
+    /// Writes the outcomes of delivery attempts, all in one transaction (one disk sync).
+    pub fn record(&mut self, outcomes: &[(String, Outcome)]) -> Result<(), StoreError> {
+        let written = self.write_outcomes(outcomes);
+        self.after_disk_full(&written);
+        written
     }
 
-    /// Records a failed attempt; after `give_up` the entry is marked failed for good.
-    pub fn attempt_failed(
-        &mut self,
-        id: &str,
-        message: &str,
-        give_up: bool,
-    ) -> Result<(), StoreError> {
-        let state = if give_up { "failed" } else { "queued" };
+    /// After a write failed for want of space, folds the write-ahead log back into the
+    /// database and truncates it: the log holds every version of the pages written since the
+    /// last checkpoint, so this gives space back (SQLite would only checkpoint at 1000 pages).
+    fn after_disk_full<T>(&self, result: &Result<T, StoreError>) {
+        if matches!(result, Err(StoreError::DiskFull(_))) {
+            let checkpoint = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                });
+            warn!(path = %self.path.display(), ?checkpoint, "offline queue: disk full; truncated the write-ahead log");
+        }
+    }
+
+    fn write_outcomes(&mut self, outcomes: &[(String, Outcome)]) -> Result<(), StoreError> {
+        let now = now_ms() as i64;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| classify(&self.path, e))?;
+        for (id, outcome) in outcomes {
+            match outcome {
+                Outcome::Delivered(result) => {
+                    let raw = serde_json::to_vec(result).map_err(|e| database(&self.path, e))?;
+                    let (codec, compressed) =
+                        compress(self.compression, &raw).map_err(|e| database(&self.path, e))?;
+                    tx.execute(
+                        "UPDATE entries SET state = 'delivered', result = ?2, result_codec = ?3,
+                         updated_ms = ?4, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                        params![id, compressed, codec, now],
+                    )
+                }
+                Outcome::Retry(message) | Outcome::Failed(message) => {
+                    let state = if matches!(outcome, Outcome::Failed(_)) {
+                        "failed"
+                    } else {
+                        "queued"
+                    };
+                    tx.execute(
+                        "UPDATE entries SET state = ?2, attempts = attempts + 1, last_error = ?3,
+                         updated_ms = ?4 WHERE id = ?1",
+                        params![id, state, message, now],
+                    )
+                }
+            }
+            .map_err(|e| classify(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| classify(&self.path, e))
+    }
+
+    /// Deletes delivered and failed entries last touched before `before_ms`; returns how many.
+    pub fn prune(&mut self, before_ms: u64) -> Result<u64, StoreError> {
         self.conn
             .execute(
-                "UPDATE entries SET state = ?2, attempts = attempts + 1, last_error = ?3,
-                 updated_ms = ?4 WHERE id = ?1",
-                params![id, state, message, now_ms() as i64],
+                "DELETE FROM entries WHERE state != 'queued' AND updated_ms < ?1",
+                params![before_ms as i64],
             )
-            .map_err(|e| classify(&self.path, e))?;
-        Ok(())
+            .map(|n| n as u64)
+            .map_err(|e| classify(&self.path, e))
     }
 
     /// One entry by id.
@@ -271,7 +347,8 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT id, kind, target, state, attempts, created_ms, updated_ms, result, last_error
+                "SELECT id, kind, target, state, attempts, created_ms, updated_ms, result, last_error,
+                        result_codec
                  FROM entries WHERE id = ?1",
                 params![id],
                 |r| {
@@ -288,16 +365,17 @@ impl Store {
                             last_error: r.get(8)?,
                         },
                         r.get::<_, Option<Vec<u8>>>(7)?,
+                        r.get::<_, Option<String>>(9)?,
                     ))
                 },
             )
             .optional()
             .map_err(|e| self.error(e))?;
-        let Some((mut entry, result)) = row else {
+        let Some((mut entry, result, codec)) = row else {
             return Ok(None);
         };
-        if let Some(bytes) = result {
-            entry.result = Some(decompress(&bytes).map_err(|e| database(&self.path, e))?);
+        if let (Some(bytes), Some(codec)) = (result, codec) {
+            entry.result = Some(decompress(&codec, &bytes).map_err(|e| database(&self.path, e))?);
         }
         Ok(Some(entry))
     }
@@ -374,12 +452,29 @@ fn database(path: &Path, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-fn decompress(bytes: &[u8]) -> Result<Value, String> {
-    let raw = zstd::decode_all(bytes).map_err(|e| format!("payload does not decompress: {e}"))?;
+/// The codec's name as stored beside the bytes, and the bytes.
+fn compress(compression: Compression, raw: &[u8]) -> Result<(&'static str, Vec<u8>), String> {
+    match compression {
+        Compression::None => Ok(("none", raw.to_vec())),
+        Compression::Lz4 => Ok(("lz4", lz4_flex::compress_prepend_size(raw))),
+        Compression::Zstd => zstd::encode_all(raw, ZSTD_LEVEL)
+            .map(|bytes| ("zstd", bytes))
+            .map_err(|e| format!("zstd: {e}")),
+    }
+}
+
+fn decompress(codec: &str, bytes: &[u8]) -> Result<Value, String> {
+    let raw = match codec {
+        "none" => Ok(bytes.to_vec()),
+        "lz4" => lz4_flex::decompress_size_prepended(bytes).map_err(|e| e.to_string()),
+        "zstd" => zstd::decode_all(bytes).map_err(|e| e.to_string()),
+        other => Err(format!("unknown codec {other:?}")),
+    }
+    .map_err(|e| format!("payload does not decompress: {e}"))?;
     serde_json::from_slice(&raw).map_err(|e| format!("payload is not JSON: {e}"))
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -407,22 +502,26 @@ mod tests {
     fn entries_survive_reopening_and_keep_their_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("queue.sqlite");
-        let mut store = Store::open(&path, 10, Overflow::Reject).unwrap();
+        let mut store = Store::open(&path, 10, Overflow::Reject, Compression::Zstd).unwrap();
         let a = store
             .enqueue("completion", "cloud", &json!({ "n": 1 }))
-            .unwrap();
+            .unwrap()
+            .id;
         let b = store
             .enqueue("completion", "cloud", &json!({ "n": 2 }))
-            .unwrap();
+            .unwrap()
+            .id;
         drop(store);
-        let mut store = Store::open(&path, 10, Overflow::Reject).unwrap();
+        let mut store = Store::open(&path, 10, Overflow::Reject, Compression::Zstd).unwrap();
         let pending = store.pending(10).unwrap();
         assert_eq!(
             pending.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
             [a.clone(), b]
         );
         assert_eq!(pending[0].payload, json!({ "n": 1 }));
-        store.delivered(&a, &json!({ "answer": "ok" })).unwrap();
+        store
+            .record(&[(a.clone(), Outcome::Delivered(json!({ "answer": "ok" })))])
+            .unwrap();
         let entry = store.get(&a).unwrap().unwrap();
         assert_eq!(entry.state, "delivered");
         assert_eq!(entry.result, Some(json!({ "answer": "ok" })));
@@ -433,7 +532,13 @@ mod tests {
     #[test]
     fn overflow_rejects_or_drops_the_oldest() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("r.sqlite"), 2, Overflow::Reject).unwrap();
+        let mut store = Store::open(
+            &dir.path().join("r.sqlite"),
+            2,
+            Overflow::Reject,
+            Compression::Zstd,
+        )
+        .unwrap();
         for n in 0..2 {
             store.enqueue("completion", "cloud", &json!(n)).unwrap();
         }
@@ -441,10 +546,22 @@ mod tests {
             store.enqueue("completion", "cloud", &json!(2)),
             Err(StoreError::Full(2))
         ));
-        let mut store = Store::open(&dir.path().join("d.sqlite"), 2, Overflow::DropOldest).unwrap();
-        for n in 0..3 {
-            store.enqueue("completion", "cloud", &json!(n)).unwrap();
-        }
+        let mut store = Store::open(
+            &dir.path().join("d.sqlite"),
+            2,
+            Overflow::DropOldest,
+            Compression::Lz4,
+        )
+        .unwrap();
+        let dropped: Vec<u64> = (0..3)
+            .map(|n| {
+                store
+                    .enqueue("completion", "cloud", &json!(n))
+                    .unwrap()
+                    .dropped
+            })
+            .collect();
+        assert_eq!(dropped, [0, 0, 1]);
         let kept: Vec<Value> = store
             .pending(10)
             .unwrap()
@@ -457,7 +574,13 @@ mod tests {
     #[test]
     fn a_full_disk_is_an_error_and_keeps_what_was_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("q.sqlite"), 1_000, Overflow::Reject).unwrap();
+        let mut store = Store::open(
+            &dir.path().join("q.sqlite"),
+            1_000,
+            Overflow::Reject,
+            Compression::Zstd,
+        )
+        .unwrap();
         // SQLite reports SQLITE_FULL when the file would outgrow max_page_count, exactly as
         // when the file system is full.
         store
@@ -495,7 +618,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("queue.sqlite");
         std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-        let store = Store::open(&path, 10, Overflow::Reject).unwrap();
+        let store = Store::open(&path, 10, Overflow::Reject, Compression::Zstd).unwrap();
         assert_eq!(store.depth().unwrap().queued, 0);
         let aside: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -20,8 +20,8 @@ use crate::inference::{
 };
 use crate::openai::{Message, Tool, ToolCall, Usage};
 
-/// A completion as the HTTP APIs hand it over.
-#[derive(Debug, Clone, Default)]
+/// A completion as the HTTP APIs hand it over (and as the offline queue stores it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CompletionRequest {
     /// The model the caller named (sent on to the cloud; informational for the local model).
     pub model: Option<String>,
@@ -42,6 +42,9 @@ pub struct CompletionRequest {
     pub backend: Option<Backend>,
     /// Fewer tool rounds than `models.max_tool_rounds`.
     pub max_tool_rounds: Option<u32>,
+    /// Sent to the cloud as `Idempotency-Key` (the offline queue's entry id on a replay).
+    #[serde(skip)]
+    pub idempotency_key: Option<String>,
 }
 
 /// Which backend answers a turn, and why.
@@ -102,9 +105,17 @@ pub enum CompletionError {
         message: String,
         retry_after: Duration,
     },
-    /// Neither backend can answer.
+    /// No backend may take the request at all (none configured, or the policy forbids the
+    /// one that exists): waiting would not help.
+    #[error("{0}")]
+    NoBackend(String),
+    /// The backends that may answer cannot right now.
     #[error("{0}")]
     Unavailable(String),
+    /// The cloud refused the request itself (a 4xx other than 401, 403, 408 and 429):
+    /// sending it again cannot help.
+    #[error("{0}")]
+    Refused(String),
     /// A backend failed after it had started answering.
     #[error("{0}")]
     Failed(String),
@@ -335,7 +346,7 @@ impl Inner {
         let choice = self
             .router
             .select_model(&inputs)
-            .map_err(CompletionError::Unavailable)?;
+            .map_err(CompletionError::NoBackend)?;
         let fallback = self.router.fallback_strategy(&inputs, choice.backend);
         let attempt = Attempt {
             request,
@@ -507,11 +518,21 @@ impl Inner {
             top_p: request.top_p,
             seed: request.seed,
             stop: request.stop.clone(),
+            idempotency_key: request.idempotency_key.clone(),
         };
-        let events = cloud
-            .chat(&cloud_request, cancel.clone())
-            .await
-            .map_err(|e: CloudError| CompletionError::Unavailable(e.to_string()))?;
+        let events =
+            cloud
+                .chat(&cloud_request, cancel.clone())
+                .await
+                .map_err(|e: CloudError| match e {
+                    CloudError::Status { status, .. }
+                        if (400..500).contains(&status)
+                            && ![401, 403, 408, 429].contains(&status) =>
+                    {
+                        CompletionError::Refused(e.to_string())
+                    }
+                    _ => CompletionError::Unavailable(e.to_string()),
+                })?;
         Ok(Source {
             first: None,
             kind: SourceKind::Cloud {

@@ -2,6 +2,7 @@
 //! graceful drain, and live reload of the settings that can change without a restart.
 
 mod host;
+mod queue;
 mod reload;
 mod response;
 mod routes;
@@ -28,6 +29,7 @@ use crate::device::SystemRoot;
 use crate::health::Health;
 use crate::inference::LocalModel;
 use crate::mcp::{self, builtin::DeviceContext, McpGateway};
+use crate::queue::OfflineQueue;
 use crate::router::{Completions, PolicyRouter, ToolHost};
 use crate::systemd;
 use crate::telemetry::Metrics;
@@ -72,6 +74,9 @@ pub enum GatewayError {
     /// The listening socket is unusable.
     #[error("the listening socket is unusable: {0}")]
     Listener(std::io::Error),
+    /// The offline queue's database cannot be opened.
+    #[error("{0} (offline.persistence_path)")]
+    Queue(#[from] crate::queue::StoreError),
 }
 
 /// Settings read on every request; replaced as a whole on reload.
@@ -104,6 +109,8 @@ struct Shared {
     mcp: McpGateway,
     /// The local model, the cloud and the router between them.
     completions: Completions,
+    /// Requests waiting for the link, and their sync.
+    queue: OfflineQueue,
     /// `/mcp`; its token ends open SSE streams at shutdown so that the drain can finish.
     mcp_http: mcp::transport::HttpService,
     mcp_streams: CancellationToken,
@@ -151,11 +158,13 @@ impl Gateway {
         let live = LiveSettings::from_config(&config);
         let health = Arc::new(Health::default());
         let metrics = Arc::new(Metrics::new());
+        let queue = OfflineQueue::open(&config, Arc::clone(&metrics))?;
         let device = DeviceContext {
             root: SystemRoot::new(&config.device.system_root),
             state_dir: crate::config::default_state_dir(),
             config: Arc::new(RwLock::new(config.clone())),
             metrics: Arc::clone(&metrics),
+            queue: Some(queue.clone()),
         };
         let config = Arc::clone(&device.config);
         let upstreams = config
@@ -177,6 +186,7 @@ impl Gateway {
             health,
             mcp,
             completions,
+            queue,
             mcp_http,
             mcp_streams,
             started: Instant::now(),
@@ -218,7 +228,7 @@ impl Gateway {
         let mut shutdown = shared.shutdown.subscribe();
 
         shared.mcp.start();
-        let exporting = CancellationToken::new();
+        let background = CancellationToken::new();
         let telemetry = shared
             .config
             .read()
@@ -228,8 +238,13 @@ impl Gateway {
         tokio::spawn(crate::telemetry::export::run(
             telemetry,
             Arc::clone(&shared.metrics),
-            exporting.clone(),
+            background.clone(),
         ));
+        let replay = queue::Replay {
+            completions: shared.completions.clone(),
+            metrics: Arc::clone(&shared.metrics),
+        };
+        shared.queue.start(Arc::new(replay), background.clone());
         if let Some(model) = shared.completions.local() {
             let model = model.clone();
             tokio::spawn(async move { model.warm_up().await });
@@ -291,7 +306,7 @@ impl Gateway {
         shared.health.set("http", false, "draining: shutting down");
         shared.mcp_streams.cancel();
         shared.mcp.shutdown();
-        exporting.cancel();
+        background.cancel();
         info!(
             deadline_ms = deadline.as_millis() as u64,
             "stopped accepting; draining open connections"

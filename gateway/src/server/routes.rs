@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::response::{json_response, with_type, ApiError, Body};
-use super::{v1, LiveSettings, Shared};
+use super::{queue, v1, LiveSettings, Shared};
 use crate::telemetry;
 
 /// The routes the gateway knows, as they appear in metric labels.
@@ -23,6 +23,9 @@ enum Route {
     ChatCompletions,
     McpCompletions,
     Models,
+    QueueStatus,
+    QueueSync,
+    QueueEntry,
     Unknown,
 }
 
@@ -35,6 +38,9 @@ impl Route {
             "/v1/chat/completions" => Route::ChatCompletions,
             "/v1/mcp/completions" => Route::McpCompletions,
             "/v1/models" => Route::Models,
+            "/v1/queue/status" => Route::QueueStatus,
+            "/v1/queue/sync" => Route::QueueSync,
+            p if entry_id(p).is_some() => Route::QueueEntry,
             _ => Route::Unknown,
         }
     }
@@ -47,6 +53,9 @@ impl Route {
             Route::ChatCompletions => "/v1/chat/completions",
             Route::McpCompletions => "/v1/mcp/completions",
             Route::Models => "/v1/models",
+            Route::QueueStatus => "/v1/queue/status",
+            Route::QueueSync => "/v1/queue/sync",
+            Route::QueueEntry => "/v1/queue/{id}",
             Route::Unknown => "other",
         }
     }
@@ -98,11 +107,24 @@ async fn respond(
             (Route::McpCompletions, &Method::POST) => {
                 v1::mcp_completions(shared, &body, deadline).await
             }
+            (Route::QueueStatus, &Method::GET) => queue::status(&shared.queue).await,
+            (Route::QueueSync, &Method::POST) => queue::sync(&shared.queue).await,
+            (Route::QueueEntry, &Method::GET) => {
+                let id = entry_id(parts.uri.path()).unwrap_or_default();
+                queue::entry(&shared.queue, id).await
+            }
             _ => route_request(shared, live, route, &parts.method),
         },
         Ok(Err(e)) => e.into_response(),
         Err(_) => request_timeout(live),
     }
+}
+
+/// The id in `/v1/queue/{id}`: the shape the queue hands out (`q-` and hex digits).
+fn entry_id(path: &str) -> Option<&str> {
+    let id = path.strip_prefix("/v1/queue/")?;
+    let hex = id.strip_prefix("q-")?;
+    (!hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
 fn request_timeout(live: &LiveSettings) -> Response<Body> {
@@ -135,10 +157,13 @@ fn route_request(
         }
         (Route::Models, &Method::GET | &Method::HEAD) => v1::models(shared),
         (Route::Health | Route::Metrics | Route::Models, _) => not_allowed(method, "GET, HEAD"),
-        (Route::ChatCompletions | Route::McpCompletions, _) => not_allowed(method, "POST"),
+        (Route::QueueStatus | Route::QueueEntry, _) => not_allowed(method, "GET"),
+        (Route::ChatCompletions | Route::McpCompletions | Route::QueueSync, _) => {
+            not_allowed(method, "POST")
+        }
         (Route::Mcp, _) | (Route::Unknown, _) => not_found(
             "no such route; the gateway serves /mcp, /v1/chat/completions, /v1/mcp/completions, \
-             /v1/models, /health and /metrics",
+             /v1/models, /v1/queue/status, /v1/queue/sync, /v1/queue/{id}, /health and /metrics",
         ),
     }
 }
@@ -261,7 +286,12 @@ mod tests {
 
     #[test]
     fn health_is_503_until_every_subsystem_is_ready() {
-        let gateway = Gateway::new(Config::default()).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let config = Config::builder()
+            .offline_queue_path(state.path().join("queue.sqlite"))
+            .build()
+            .unwrap();
+        let gateway = Gateway::new(config).unwrap();
         let shared = &gateway.shared;
         let response = super::health(shared);
         assert_eq!(response.status(), 503, "not listening yet");

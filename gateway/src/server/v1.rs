@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -20,7 +20,7 @@ use super::response::{json_response, ApiError, Body};
 use super::Shared;
 use crate::openai::{Message, Stop, Tool, ToolCall};
 use crate::router::{
-    Backend, CompletionError, CompletionRequest, RouteInfo, Summary, ToolRun, Update,
+    Backend, CompletionError, CompletionRequest, Completions, RouteInfo, Summary, ToolRun, Update,
 };
 use crate::telemetry::Metrics;
 
@@ -49,6 +49,10 @@ struct Common {
     /// `local` or `cloud` to insist on one backend.
     #[serde(default)]
     backend: Option<Backend>,
+    /// When the cloud is needed and cannot be reached, queue the request (202 with an id)
+    /// instead of failing.
+    #[serde(default)]
+    defer: bool,
 }
 
 /// What only `/v1/chat/completions` has (read from the same body as [`Common`]).
@@ -102,6 +106,11 @@ impl Common {
         if self.max_tokens == Some(0) {
             return Err(bad_request("max_tokens must be at least 1"));
         }
+        if self.defer && self.backend == Some(Backend::Local) {
+            return Err(bad_request(
+                "defer waits for the cloud; it cannot be combined with backend \"local\"",
+            ));
+        }
         Ok(CompletionRequest {
             model: self.model,
             messages: self.messages,
@@ -119,9 +128,13 @@ impl Common {
 }
 
 /// The two response formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    OpenAi { include_usage: bool },
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case")]
+pub(super) enum Api {
+    #[serde(rename = "openai")]
+    OpenAi {
+        include_usage: bool,
+    },
     Mcp,
 }
 
@@ -141,7 +154,7 @@ pub(super) async fn chat_completions(
     let api = Api::OpenAi {
         include_usage: body.stream_options.is_some_and(|o| o.include_usage),
     };
-    let stream = common.stream;
+    let (stream, defer) = (common.stream, common.defer);
     let request = match common.into_request() {
         Ok(request) => CompletionRequest {
             tools: body.tools,
@@ -149,7 +162,7 @@ pub(super) async fn chat_completions(
         },
         Err(e) => return e.into_response(),
     };
-    complete(shared, request, api, stream, deadline).await
+    complete(shared, request, api, stream, defer, deadline).await
 }
 
 /// `POST /v1/mcp/completions`.
@@ -186,7 +199,13 @@ pub(super) async fn mcp_completions(
                 .into_response()
         }
     };
-    let stream = common.stream;
+    if common.defer && mcp_tools.is_some() {
+        return bad_request(
+            "defer cannot be combined with MCP tools: they would run on the device hours later",
+        )
+        .into_response();
+    }
+    let (stream, defer) = (common.stream, common.defer);
     let request = match common.into_request() {
         Ok(request) => CompletionRequest {
             mcp_tools,
@@ -195,7 +214,7 @@ pub(super) async fn mcp_completions(
         },
         Err(e) => return e.into_response(),
     };
-    complete(shared, request, Api::Mcp, stream, deadline).await
+    complete(shared, request, Api::Mcp, stream, defer, deadline).await
 }
 
 /// `GET /v1/models`.
@@ -231,18 +250,26 @@ pub(super) fn models(shared: &Shared) -> Response<Body> {
     json_response(StatusCode::OK, &json!({ "object": "list", "data": data }))
 }
 
+/// Serves a completion. With `defer`, a request the cloud cannot take now (and nothing else
+/// answered) is queued for the next sync and answered 202.
 async fn complete(
     shared: &Shared,
     request: CompletionRequest,
     api: Api,
     stream: bool,
+    defer: bool,
     deadline: Instant,
 ) -> Response<Body> {
+    let deferrable = (defer && shared.completions.cloud().is_some()).then(|| request.clone());
     let mut updates = shared.completions.start(request);
     // Nothing is sent until a backend has produced its first piece (or failed), so that
     // errors keep their status code and the answer's headers can name the backend.
     let first = match tokio::time::timeout_at(deadline, updates.recv()).await {
         Ok(Some(Update::Started(route))) => route,
+        Ok(Some(Update::Failed(CompletionError::Unavailable(why)))) if deferrable.is_some() => {
+            let request = deferrable.unwrap_or_default();
+            return super::queue::defer(shared, request, api, &why).await;
+        }
         Ok(Some(Update::Failed(e))) => {
             observe(&shared.metrics, &[], None);
             return completion_error(e);
@@ -254,6 +281,9 @@ async fn complete(
     };
     let id = next_id(api);
     let backend = first.backend;
+    if backend == Backend::Cloud {
+        shared.queue.link_is_up();
+    }
     let mut response = if stream {
         sse(
             Stream::new(id, api, first, Arc::clone(&shared.metrics)),
@@ -286,6 +316,37 @@ async fn complete(
         HeaderValue::from_static(backend.as_str()),
     );
     response
+}
+
+/// Runs a completion to its end without a deadline of its own (the backends have theirs)
+/// and returns the answer as `api` formats it: how the offline queue replays one.
+pub(super) async fn run_to_end(
+    completions: &Completions,
+    metrics: &Metrics,
+    request: CompletionRequest,
+    api: Api,
+) -> Result<Value, CompletionError> {
+    let mut updates = completions.start(request);
+    let mut transcript: Option<Transcript> = None;
+    while let Some(update) = updates.recv().await {
+        match (update, &mut transcript) {
+            (Update::Done(summary), Some(t)) => {
+                observe(metrics, &t.routes, Some(&summary));
+                let t = transcript
+                    .take()
+                    .map(|t| t.finish(&next_id(api), api, summary));
+                return t.ok_or_else(|| CompletionError::Failed("no answer".into()));
+            }
+            (Update::Failed(e), t) => {
+                observe(metrics, t.as_ref().map_or(&[], |t| &t.routes), None);
+                return Err(e);
+            }
+            (Update::Started(route), None) => transcript = Some(Transcript::new(route)),
+            (update, Some(t)) => t.add(update),
+            (_, None) => {}
+        }
+    }
+    Err(CompletionError::Failed("the completion ended early".into()))
 }
 
 /// Counts a finished completion (`summary` is `None` for a failed one) and its fallbacks.
@@ -599,8 +660,11 @@ fn status_of(error: &CompletionError) -> (StatusCode, &'static str) {
     match error {
         CompletionError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         CompletionError::Busy { .. } => (StatusCode::TOO_MANY_REQUESTS, "model_busy"),
-        CompletionError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_model_available"),
+        CompletionError::Unavailable(_) | CompletionError::NoBackend(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "no_model_available")
+        }
         CompletionError::Failed(_) => (StatusCode::BAD_GATEWAY, "model_failed"),
+        CompletionError::Refused(_) => (StatusCode::BAD_GATEWAY, "cloud_refused"),
     }
 }
 

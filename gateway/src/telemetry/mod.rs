@@ -55,6 +55,11 @@ struct TokenLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FallbackLabels {
     to: &'static str,
 }
@@ -71,6 +76,13 @@ pub struct Metrics {
     completions: Family<CompletionLabels, Counter>,
     completion_tokens: Family<TokenLabels, Counter>,
     fallbacks: Family<FallbackLabels, Counter>,
+    queue_enqueued: Counter,
+    queue_rejected: Family<ReasonLabels, Counter>,
+    queue_dropped: Counter,
+    queue_delivered: Counter,
+    queue_failed: Counter,
+    queue_sync_rounds: Family<ResultLabels, Counter>,
+    queue_depth: Gauge,
 }
 
 impl Default for Metrics {
@@ -128,6 +140,48 @@ impl Metrics {
             "Turns handed to the other backend after the first choice failed or was too slow",
             fallbacks.clone(),
         );
+        let queue_enqueued = Counter::default();
+        registry.register(
+            "queue_enqueued",
+            "Entries stored durably in the offline queue",
+            queue_enqueued.clone(),
+        );
+        let queue_rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "queue_rejected",
+            "Entries the offline queue refused (full, disk_full, error)",
+            queue_rejected.clone(),
+        );
+        let queue_dropped = Counter::default();
+        registry.register(
+            "queue_dropped",
+            "Waiting entries dropped to make room (offline.overflow = drop_oldest)",
+            queue_dropped.clone(),
+        );
+        let queue_delivered = Counter::default();
+        registry.register(
+            "queue_delivered",
+            "Queued entries delivered by sync",
+            queue_delivered.clone(),
+        );
+        let queue_failed = Counter::default();
+        registry.register(
+            "queue_failed",
+            "Queued entries their upstream refused for good",
+            queue_failed.clone(),
+        );
+        let queue_sync_rounds = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "queue_sync_rounds",
+            "Sync rounds, by whether they emptied what they set out to deliver",
+            queue_sync_rounds.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Entries waiting in the offline queue",
+            queue_depth.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -145,7 +199,45 @@ impl Metrics {
             completions,
             completion_tokens,
             fallbacks,
+            queue_enqueued,
+            queue_rejected,
+            queue_dropped,
+            queue_delivered,
+            queue_failed,
+            queue_sync_rounds,
+            queue_depth,
         }
+    }
+
+    /// Counts an entry stored in the offline queue and the `dropped` ones that made room.
+    pub fn queue_enqueued(&self, dropped: u64) {
+        self.queue_enqueued.inc();
+        self.queue_dropped.inc_by(dropped);
+    }
+
+    /// Counts an entry the queue refused: `full`, `disk_full` or `error`.
+    pub fn queue_rejected(&self, reason: &'static str) {
+        self.queue_rejected
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn queue_depth(&self, queued: u64) {
+        self.queue_depth.set(queued as i64);
+    }
+
+    /// Counts a sync round; `completed` is false when it stopped on an undeliverable entry.
+    pub fn queue_synced(&self, delivered: u64, failed: u64, completed: bool) {
+        self.queue_delivered.inc_by(delivered);
+        self.queue_failed.inc_by(failed);
+        let result = if completed {
+            "completed"
+        } else {
+            "interrupted"
+        };
+        self.queue_sync_rounds
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Counts one completion: `backend` is `local`, `cloud` or `none`; `outcome` is a finish

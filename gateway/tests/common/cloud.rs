@@ -20,6 +20,9 @@ pub enum Reply {
     Status(u16),
     /// Wait this long, then answer.
     Delayed(Duration, Box<Reply>),
+    /// Close the connection without an answer: the request arrived, the answer was lost
+    /// (a link cut mid-request).
+    Hangup,
 }
 
 type Script = dyn Fn(&Request, usize) -> Reply + Send + Sync;
@@ -30,6 +33,8 @@ pub struct Request {
     pub body: Value,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// The `Idempotency-Key` header, if any.
+    pub idempotency_key: Option<String>,
 }
 
 /// The running endpoint. Requests it received are kept for the test to inspect.
@@ -84,6 +89,7 @@ fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, script: &Script) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut length = 0;
     let mut authorization = None;
+    let mut idempotency_key = None;
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
@@ -104,6 +110,9 @@ fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, script: &Script) {
             if k.eq_ignore_ascii_case("authorization") {
                 authorization = Some(v.trim().to_owned());
             }
+            if k.eq_ignore_ascii_case("idempotency-key") {
+                idempotency_key = Some(v.trim().to_owned());
+            }
         }
     }
     let mut body = vec![0; length];
@@ -111,6 +120,7 @@ fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, script: &Script) {
     let request = Request {
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         authorization,
+        idempotency_key,
     };
     let number = {
         let mut requests = requests.lock().unwrap();
@@ -136,6 +146,7 @@ fn answer(stream: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
     };
     let mut events = Vec::new();
     match reply {
+        Reply::Hangup => return stream.shutdown(std::net::Shutdown::Both),
         Reply::Status(status) => {
             let body = json!({ "error": { "message": format!("scripted failure {status}"), "type": "server_error" } }).to_string();
             return write!(

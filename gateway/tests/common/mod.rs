@@ -58,6 +58,10 @@ impl Daemon {
     }
 
     pub fn spawn(mut command: Command, dir: tempfile::TempDir, config_path: PathBuf) -> Daemon {
+        // State (the offline queue) stays in the test's directory, not the user's.
+        if !command.get_envs().any(|(k, _)| k == "STATE_DIRECTORY") {
+            command.env("STATE_DIRECTORY", dir.path());
+        }
         command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -211,41 +215,63 @@ impl Response {
 fn read_head(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).unwrap();
+    read_head_after(&status_line, reader).unwrap()
+}
+
+/// The status from `status_line` and the headers that follow it.
+fn read_head_after(
+    status_line: &str,
+    reader: &mut impl BufRead,
+) -> std::io::Result<(u16, Vec<(String, String)>)> {
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let status = status_line
         .split_whitespace()
         .nth(1)
-        .unwrap_or_else(|| panic!("no status line: {status_line:?}"))
-        .parse()
-        .unwrap();
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid(&format!("no status line: {status_line:?}")))?;
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         let line = line.trim_end();
         if line.is_empty() {
             break;
         }
-        let (k, v) = line.split_once(':').unwrap();
+        let (k, v) = line.split_once(':').ok_or_else(|| invalid(line))?;
         headers.push((k.trim().to_owned(), v.trim().to_owned()));
     }
-    (status, headers)
+    Ok((status, headers))
 }
 
 /// `POST path` with a JSON body; reads the whole response, chunked or not.
 pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Response {
+    try_post_json(addr, path, body).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+}
+
+/// [`post_json`] for a gateway that may die mid-request: an I/O failure is an `Err`.
+pub fn try_post_json(
+    addr: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> std::io::Result<Response> {
     let body = body.to_string();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let raw = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(raw.as_bytes()).unwrap();
+    stream.write_all(raw.as_bytes())?;
     let mut reader = BufReader::new(stream);
-    let (status, headers) = read_head(&mut reader);
+    let mut status_line = String::new();
+    if reader.read_line(&mut status_line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let (status, headers) = read_head_after(&status_line, &mut reader)?;
     let chunked = headers
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
@@ -253,23 +279,24 @@ pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Resp
     if chunked {
         loop {
             let mut size = String::new();
-            reader.read_line(&mut size).unwrap();
-            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            reader.read_line(&mut size)?;
+            let size = usize::from_str_radix(size.trim(), 16)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).unwrap();
+            reader.read_exact(&mut chunk)?;
             if size == 0 {
                 break;
             }
             body.extend_from_slice(&chunk[..size]);
         }
     } else {
-        reader.read_to_end(&mut body).unwrap();
+        reader.read_to_end(&mut body)?;
     }
-    Response {
+    Ok(Response {
         status,
         headers,
         body: String::from_utf8(body).unwrap(),
-    }
+    })
 }
 
 /// The `(event, data)` pairs of a server-sent-events body (`event` is "message" when absent).
