@@ -280,8 +280,8 @@ fn overflow_rejects_or_drops_the_oldest_as_configured() {
     assert_eq!(metric(&metrics, "mcp_edge_queue_dropped_total"), Some(1.0));
 }
 
-/// The queue on a 320 KiB tmpfs of its own (a mount namespace, so nothing leaks if the test
-/// dies), a third of it taken by a filler file the test removes later through
+/// The queue on a 512 KiB tmpfs of its own (a mount namespace, so nothing leaks if the test
+/// dies), a fifth of it taken by a filler file the test removes later through
 /// `/proc/<pid>/root`.
 #[test]
 fn a_full_disk_answers_507_keeps_what_was_acknowledged_and_recovers() {
@@ -293,7 +293,7 @@ fn a_full_disk_answers_507_keeps_what_was_acknowledged_and_recovers() {
     command
         .args(["--map-root-user", "--mount", "sh", "-c"])
         .arg(
-            "mount -t tmpfs -o size=320k tmpfs \"$0\" && head -c 110000 /dev/zero > \"$0/filler\" \
+            "mount -t tmpfs -o size=512k tmpfs \"$0\" && head -c 110000 /dev/zero > \"$0/filler\" \
              && exec \"$@\"",
         )
         .arg(mount.path())
@@ -621,4 +621,64 @@ fn a_damaged_queue_file_is_moved_aside_at_start_up() {
     assert_eq!(aside.len(), 1, "the damaged file is kept for inspection");
     let r = post_json(daemon.addr, "/v1/chat/completions", &deferred("fresh"));
     assert_eq!(r.status, 202, "the fresh queue takes entries: {}", r.body);
+}
+
+#[test]
+fn the_queue_answers_as_mcp_tools() {
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::ServiceExt;
+
+    let cloud = CloudServer::start(|_, _| Reply::Status(503));
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&config(&cloud, &dir.path().join("q.sqlite"), ""));
+    let accepted = post_json(daemon.addr, "/v1/chat/completions", &deferred("via mcp"));
+    let id = accepted.json()["id"].as_str().unwrap().to_owned();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    runtime.block_on(async {
+        let transport =
+            StreamableHttpClientTransport::from_uri(format!("http://{}/mcp", daemon.addr));
+        let client = ().serve(transport).await.unwrap();
+        let tools = client.list_all_tools().await.unwrap();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        for tool in ["queue_status", "sync_offline_queue", "queue_entry"] {
+            assert!(names.contains(&tool), "{tool} missing from {names:?}");
+        }
+        let call = |name: &'static str, arguments: Value| {
+            let client = &client;
+            async move {
+                let mut params = CallToolRequestParams::new(name);
+                if let Value::Object(map) = arguments {
+                    params = params.with_arguments(map);
+                }
+                let result = client.call_tool(params).await.unwrap();
+                assert_ne!(result.is_error, Some(true), "{name}: {result:?}");
+                result.structured_content.unwrap()
+            }
+        };
+        // The cloud is still down: the entry waits.
+        assert_eq!(call("queue_status", json!({})).await["queued"], 1);
+        cloud.set_script(|_, _| Reply::Text(vec!["answered".into()]));
+        tokio::time::sleep(Duration::from_millis(300)).await; // the breaker's cooldown
+                                                              // The sync loop may get there first; either way nothing remains.
+        let report = call("sync_offline_queue", json!({})).await;
+        assert_eq!(report["remaining"], 0, "{report}");
+        let entry = call("queue_entry", json!({ "id": id })).await;
+        assert_eq!(entry["state"], "delivered", "{entry}");
+        assert_eq!(
+            entry["result"]["choices"][0]["message"]["content"],
+            "answered"
+        );
+        let unknown = client
+            .call_tool(
+                CallToolRequestParams::new("queue_entry")
+                    .with_arguments(json!({ "id": "q-0" }).as_object().unwrap().clone()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(unknown.is_error, Some(true), "{unknown:?}");
+        client.cancel().await.unwrap();
+    });
 }

@@ -23,8 +23,8 @@ CREATE TABLE IF NOT EXISTS entries (
     kind            TEXT NOT NULL,
     target          TEXT NOT NULL,
     codec           TEXT NOT NULL,
-    payload         BLOB NOT NULL,
     raw_bytes       INTEGER NOT NULL,
+    stored_bytes    INTEGER NOT NULL,
     state           TEXT NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     created_ms      INTEGER NOT NULL,
@@ -34,6 +34,16 @@ CREATE TABLE IF NOT EXISTS entries (
     last_error      TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_state ON entries (state, seq);
+-- Payloads live apart from the entry rows: a state change rewrites a small row, not the
+-- request, and a delivered entry's payload is deleted, which gives its space back.
+CREATE TABLE IF NOT EXISTS payloads (
+    seq             INTEGER PRIMARY KEY,
+    body            BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS entries_payload_gone AFTER DELETE ON entries
+BEGIN
+    DELETE FROM payloads WHERE seq = old.seq;
+END;
 ";
 
 /// Why the queue could not take or give an entry.
@@ -223,9 +233,14 @@ impl Store {
             }
         }
         tx.execute(
-            "INSERT INTO entries (id, kind, target, codec, payload, raw_bytes, state, created_ms, updated_ms)
+            "INSERT INTO entries (id, kind, target, codec, raw_bytes, stored_bytes, state, created_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
-            params![id, kind, target, codec, compressed, raw.len() as i64, now],
+            params![id, kind, target, codec, raw.len() as i64, compressed.len() as i64, now],
+        )
+        .map_err(|e| classify(&self.path, e))?;
+        tx.execute(
+            "INSERT INTO payloads (seq, body) VALUES (last_insert_rowid(), ?1)",
+            params![compressed],
         )
         .map_err(|e| classify(&self.path, e))?;
         tx.commit().map_err(|e| classify(&self.path, e))?;
@@ -241,8 +256,9 @@ impl Store {
         let mut statement = self
             .conn
             .prepare_cached(
-                "SELECT seq, id, kind, target, codec, payload, attempts FROM entries
-                 WHERE state = 'queued' ORDER BY seq LIMIT ?1",
+                "SELECT e.seq, e.id, e.kind, e.target, e.codec, p.body, e.attempts
+                 FROM entries e JOIN payloads p ON p.seq = e.seq
+                 WHERE e.state = 'queued' ORDER BY e.seq LIMIT ?1",
             )
             .map_err(|e| self.error(e))?;
         let rows = statement
@@ -285,13 +301,24 @@ impl Store {
     /// database and truncates it: the log holds every version of the pages written since the
     /// last checkpoint, so this gives space back (SQLite would only checkpoint at 1000 pages).
     fn after_disk_full<T>(&self, result: &Result<T, StoreError>) {
-        if matches!(result, Err(StoreError::DiskFull(_))) {
-            let checkpoint = self
-                .conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    r.get::<_, i64>(0)
-                });
-            warn!(path = %self.path.display(), ?checkpoint, "offline queue: disk full; truncated the write-ahead log");
+        if !matches!(result, Err(StoreError::DiskFull(_))) {
+            return;
+        }
+        let path = self.path.display();
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
+            Ok(0) => {
+                warn!(%path, "offline queue: disk full; folded the write-ahead log into the database to free space")
+            }
+            Ok(_) => {
+                warn!(%path, "offline queue: disk full; the write-ahead log could not be folded back yet (busy)")
+            }
+            Err(e) => {
+                warn!(%path, error = %e, "offline queue: disk full; no space even to fold the write-ahead log back")
+            }
         }
     }
 
@@ -312,6 +339,12 @@ impl Store {
                          updated_ms = ?4, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
                         params![id, compressed, codec, now],
                     )
+                    .and_then(|_| {
+                        tx.execute(
+                            "DELETE FROM payloads WHERE seq = (SELECT seq FROM entries WHERE id = ?1)",
+                            params![id],
+                        )
+                    })
                 }
                 Outcome::Retry(message) | Outcome::Failed(message) => {
                     let state = if matches!(outcome, Outcome::Failed(_)) {
@@ -387,7 +420,7 @@ impl Store {
                     COALESCE(SUM(state = 'queued'), 0),
                     COALESCE(SUM(state = 'delivered'), 0),
                     COALESCE(SUM(state = 'failed'), 0),
-                    COALESCE(SUM(CASE WHEN state = 'queued' THEN length(payload) END), 0),
+                    COALESCE(SUM(CASE WHEN state = 'queued' THEN stored_bytes END), 0),
                     MIN(CASE WHEN state = 'queued' THEN created_ms END)
                  FROM entries",
                 [],
@@ -527,6 +560,11 @@ mod tests {
         assert_eq!(entry.result, Some(json!({ "answer": "ok" })));
         let depth = store.depth().unwrap();
         assert_eq!((depth.queued, depth.delivered), (1, 1));
+        let payloads: i64 = store
+            .conn
+            .query_row("SELECT COUNT(*) FROM payloads", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(payloads, 1, "a delivered entry's payload is deleted");
     }
 
     #[test]
