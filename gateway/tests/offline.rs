@@ -289,6 +289,11 @@ fn a_full_disk_answers_507_keeps_what_was_acknowledged_and_recovers() {
     let mount = tempfile::tempdir().unwrap();
     let queue = mount.path().join("queue.sqlite");
     let (dir, path) = config_file(&config(&cloud, &queue, ""));
+    let probe = Command::new("unshare").arg("--version").output();
+    assert!(
+        probe.is_ok_and(|o| o.status.success()),
+        "this test mounts a small tmpfs in a mount namespace with unshare(1): install util-linux"
+    );
     let mut command = Command::new("unshare");
     command
         .args(["--map-root-user", "--mount", "sh", "-c"])
