@@ -38,7 +38,9 @@ pub struct OfflineQueue {
 
 #[derive(Debug)]
 struct Inner {
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
+    /// New entries, written by one thread in group commits.
+    writes: tokio::sync::mpsc::Sender<Write>,
     settings: Settings,
     metrics: Arc<Metrics>,
     /// An entry arrived: the sync loop, asleep on an empty queue, starts counting the interval.
@@ -69,6 +71,44 @@ struct SyncState {
     last: Option<SyncReport>,
     /// Rounds in a row that stopped on an undeliverable entry; drives the backoff.
     failures: u32,
+}
+
+/// Most entries written in one transaction (one disk sync).
+const GROUP_COMMIT: usize = 64;
+
+/// An entry on its way to the writer thread, and where its answer goes.
+#[derive(Debug)]
+struct Write {
+    kind: String,
+    target: String,
+    payload: Value,
+    done: tokio::sync::oneshot::Sender<Result<Enqueued, StoreError>>,
+}
+
+/// The writer thread: takes what has arrived (up to [`GROUP_COMMIT`]) and stores it in one
+/// transaction, so that concurrent callers share a disk sync instead of queueing for one each.
+/// It ends when the queue is dropped.
+fn write_entries(store: Arc<Mutex<Store>>, mut writes: tokio::sync::mpsc::Receiver<Write>) {
+    while let Some(first) = writes.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT {
+            match writes.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let items: Vec<(&str, &str, &Value)> = batch
+            .iter()
+            .map(|w| (w.kind.as_str(), w.target.as_str(), &w.payload))
+            .collect();
+        let results = store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .enqueue_many(&items);
+        for (write, result) in batch.into_iter().zip(results) {
+            let _ = write.done.send(result);
+        }
+    }
 }
 
 /// What `GET /v1/queue/status` and the `queue_status` tool report.
@@ -113,9 +153,22 @@ impl OfflineQueue {
             },
             SyncStrategyName::OneByOne => SyncStrategy::OneByOne,
         };
+        let store = Arc::new(Mutex::new(store));
+        let (writes, pending) = tokio::sync::mpsc::channel(4 * GROUP_COMMIT);
+        {
+            let store = Arc::clone(&store);
+            std::thread::Builder::new()
+                .name("queue-writer".into())
+                .spawn(move || write_entries(store, pending))
+                .map_err(|e| StoreError::Database {
+                    path: config.persistence_path.clone(),
+                    message: format!("cannot start the writer thread: {e}"),
+                })?;
+        }
         let queue = Self {
             inner: Arc::new(Inner {
-                store: Mutex::new(store),
+                store,
+                writes,
                 settings: Settings {
                     path: config.persistence_path.clone(),
                     system_root,
@@ -145,10 +198,21 @@ impl OfflineQueue {
         target: &str,
         payload: Value,
     ) -> Result<String, QueueError> {
-        let (kind, target) = (kind.to_owned(), target.to_owned());
-        let stored = self
-            .with_store(move |store| store.enqueue(&kind, &target, &payload))
-            .await;
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let write = Write {
+            kind: kind.to_owned(),
+            target: target.to_owned(),
+            payload,
+            done,
+        };
+        let stopped = || StoreError::Database {
+            path: self.inner.settings.path.clone(),
+            message: "the queue's writer thread stopped".into(),
+        };
+        let stored = match self.inner.writes.send(write).await {
+            Ok(()) => answer.await.unwrap_or_else(|_| Err(stopped())),
+            Err(_) => Err(stopped()),
+        };
         let metrics = &self.inner.metrics;
         match stored {
             Ok(Enqueued {
@@ -212,9 +276,9 @@ impl OfflineQueue {
         &self,
         work: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let inner = Arc::clone(&self.inner);
+        let store = Arc::clone(&self.inner.store);
         tokio::task::spawn_blocking(move || {
-            let mut store = inner.store.lock().unwrap_or_else(|p| p.into_inner());
+            let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
             work(&mut store)
         })
         .await

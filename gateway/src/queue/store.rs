@@ -190,65 +190,99 @@ impl Store {
         target: &str,
         payload: &Value,
     ) -> Result<Enqueued, StoreError> {
-        let stored = self.insert(kind, target, payload);
-        self.after_disk_full(&stored);
+        self.enqueue_many(&[(kind, target, payload)])
+            .pop()
+            .unwrap_or_else(|| Err(database(&self.path, "no result")))
+    }
+
+    /// Stores several entries in one transaction, so that they share one disk sync (group
+    /// commit); each gets its own answer. When the transaction as a whole fails (the disk
+    /// filled up halfway), each entry is tried alone, so that those that fit are kept.
+    pub fn enqueue_many(
+        &mut self,
+        items: &[(&str, &str, &Value)],
+    ) -> Vec<Result<Enqueued, StoreError>> {
+        let stored = match self.insert_all(items) {
+            Ok(results) => return results,
+            Err(e) if items.len() == 1 => vec![Err(e)],
+            Err(_) => items
+                .iter()
+                .map(|item| {
+                    self.insert_all(std::slice::from_ref(item))
+                        .and_then(|mut one| {
+                            one.pop()
+                                .unwrap_or_else(|| Err(database(&self.path, "no result")))
+                        })
+                })
+                .collect(),
+        };
+        if stored
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::DiskFull(_))))
+        {
+            self.after_disk_full();
+        }
         stored
     }
 
-    fn insert(
+    /// One transaction for `items`; `Err` when it failed as a whole (nothing stored). A full
+    /// queue under `overflow = reject` refuses single entries without failing the rest.
+    fn insert_all(
         &mut self,
-        kind: &str,
-        target: &str,
-        payload: &Value,
-    ) -> Result<Enqueued, StoreError> {
-        let raw = serde_json::to_vec(payload).map_err(|e| database(&self.path, e))?;
-        let (codec, compressed) =
-            compress(self.compression, &raw).map_err(|e| database(&self.path, e))?;
-        let id = new_id();
-        let mut dropped = 0;
+        items: &[(&str, &str, &Value)],
+    ) -> Result<Vec<Result<Enqueued, StoreError>>, StoreError> {
+        let path = self.path.clone();
+        let (max_entries, overflow, compression) =
+            (self.max_entries, self.overflow, self.compression);
         let now = now_ms() as i64;
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| classify(&self.path, e))?;
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
         let queued: i64 = tx
             .query_row(
                 "SELECT COUNT(*) FROM entries WHERE state = 'queued'",
                 [],
                 |r| r.get(0),
             )
-            .map_err(|e| classify(&self.path, e))?;
-        let queued = queued as u64;
-        if queued >= self.max_entries {
-            match self.overflow {
-                Overflow::Reject => return Err(StoreError::Full(self.max_entries)),
-                Overflow::DropOldest => {
-                    dropped = queued + 1 - self.max_entries;
-                    tx.execute(
-                        "DELETE FROM entries WHERE seq IN (SELECT seq FROM entries WHERE state = 'queued' ORDER BY seq LIMIT ?1)",
-                        params![dropped as i64],
-                    )
-                    .map_err(|e| classify(&self.path, e))?;
+            .map_err(|e| classify(&path, e))?;
+        let mut queued = queued as u64;
+        let mut results = Vec::with_capacity(items.len());
+        for (kind, target, payload) in items {
+            let raw = serde_json::to_vec(payload).map_err(|e| database(&path, e))?;
+            let (codec, compressed) =
+                compress(compression, &raw).map_err(|e| database(&path, e))?;
+            let mut dropped = 0;
+            if queued >= max_entries {
+                if overflow == Overflow::Reject {
+                    results.push(Err(StoreError::Full(max_entries)));
+                    continue;
                 }
+                dropped = queued + 1 - max_entries;
+                tx.execute(
+                    "DELETE FROM entries WHERE seq IN (SELECT seq FROM entries WHERE state = 'queued' ORDER BY seq LIMIT ?1)",
+                    params![dropped as i64],
+                )
+                .map_err(|e| classify(&path, e))?;
             }
+            let id = new_id();
+            tx.execute(
+                "INSERT INTO entries (id, kind, target, codec, raw_bytes, stored_bytes, state, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
+                params![id, kind, target, codec, raw.len() as i64, compressed.len() as i64, now],
+            )
+            .map_err(|e| classify(&path, e))?;
+            tx.execute(
+                "INSERT INTO payloads (seq, body) VALUES (last_insert_rowid(), ?1)",
+                params![compressed],
+            )
+            .map_err(|e| classify(&path, e))?;
+            queued = queued + 1 - dropped;
+            results.push(Ok(Enqueued {
+                id,
+                dropped,
+                queued,
+            }));
         }
-        tx.execute(
-            "INSERT INTO entries (id, kind, target, codec, raw_bytes, stored_bytes, state, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
-            params![id, kind, target, codec, raw.len() as i64, compressed.len() as i64, now],
-        )
-        .map_err(|e| classify(&self.path, e))?;
-        tx.execute(
-            "INSERT INTO payloads (seq, body) VALUES (last_insert_rowid(), ?1)",
-            params![compressed],
-        )
-        .map_err(|e| classify(&self.path, e))?;
-        tx.commit().map_err(|e| classify(&self.path, e))?;
-        Ok(Enqueued {
-            id,
-            dropped,
-            queued: queued + 1 - dropped,
-        })
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(results)
     }
 
     /// The oldest waiting entries, at most `limit`.
@@ -293,17 +327,16 @@ impl Store {
     /// Writes the outcomes of delivery attempts, all in one transaction (one disk sync).
     pub fn record(&mut self, outcomes: &[(String, Outcome)]) -> Result<(), StoreError> {
         let written = self.write_outcomes(outcomes);
-        self.after_disk_full(&written);
+        if matches!(written, Err(StoreError::DiskFull(_))) {
+            self.after_disk_full();
+        }
         written
     }
 
     /// After a write failed for want of space, folds the write-ahead log back into the
     /// database and truncates it: the log holds every version of the pages written since the
     /// last checkpoint, so this gives space back (SQLite would only checkpoint at 1000 pages).
-    fn after_disk_full<T>(&self, result: &Result<T, StoreError>) {
-        if !matches!(result, Err(StoreError::DiskFull(_))) {
-            return;
-        }
+    fn after_disk_full(&self) {
         let path = self.path.display();
         match self
             .conn
@@ -607,6 +640,35 @@ mod tests {
             .map(|p| p.payload)
             .collect();
         assert_eq!(kept, [json!(1), json!(2)]);
+    }
+
+    #[test]
+    fn a_group_commit_answers_each_entry_and_keeps_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.sqlite");
+        let mut store = Store::open(&path, 3, Overflow::Reject, Compression::Zstd).unwrap();
+        let payloads: Vec<Value> = (0..5).map(|n| json!({ "n": n })).collect();
+        let items: Vec<(&str, &str, &Value)> = payloads
+            .iter()
+            .map(|p| ("completion", "cloud", p))
+            .collect();
+        let results = store.enqueue_many(&items);
+        let stored: Vec<u64> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().map(|e| e.queued))
+            .collect();
+        assert_eq!(stored, [1, 2, 3]);
+        assert!(matches!(results[3], Err(StoreError::Full(3))));
+        assert!(matches!(results[4], Err(StoreError::Full(3))));
+        drop(store);
+        let store = Store::open(&path, 3, Overflow::Reject, Compression::Zstd).unwrap();
+        let kept: Vec<Value> = store
+            .pending(10)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.payload)
+            .collect();
+        assert_eq!(kept, payloads[..3]);
     }
 
     #[test]
