@@ -21,7 +21,7 @@ ensure_apt_packages wrk jq curl
 step "building release binaries"
 cargo build --release --locked --bin mcp-gateway --example openai_stub >&2
 
-# A realistic deferred request: a device asking the cloud about a reading (~450 bytes).
+# A realistic deferred request: a device asking the cloud about a reading (338 bytes).
 body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are the maintenance assistant of an edge device in a water pumping station."},{"role":"user","content":"Pump 7: vibration 4.7 mm/s, temperature 47.3 C, pressure 3.2 bar, running 1724 h since service. Is maintenance due?"}],"max_tokens":256,"temperature":0.2,"defer":true}'
 lua() { # FILE BODY
     printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' "$2" >"$1"
