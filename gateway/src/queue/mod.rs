@@ -24,7 +24,9 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 pub use crate::config::Overflow;
-pub use store::{Depth, Enqueued, Entry, Outcome, Pending, Store, StoreError};
+pub use store::{Entry, Outcome, Pending, StoreError};
+
+use store::{Enqueued, Store};
 pub use sync::{Delivery, SyncReport, SyncStrategy};
 
 use crate::config::{Config, SyncStrategyName};
@@ -132,9 +134,6 @@ pub struct QueueStatus {
     pub path: PathBuf,
 }
 
-/// Why an entry could not be queued.
-pub type QueueError = StoreError;
-
 impl OfflineQueue {
     /// Opens the queue file named by `[offline]` (moving a damaged one aside).
     pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StoreError> {
@@ -197,7 +196,7 @@ impl OfflineQueue {
         kind: &str,
         target: &str,
         payload: Value,
-    ) -> Result<String, QueueError> {
+    ) -> Result<String, StoreError> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let write = Write {
             kind: kind.to_owned(),

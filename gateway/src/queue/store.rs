@@ -182,9 +182,9 @@ impl Store {
         Ok(store)
     }
 
-    /// Stores an entry durably and returns its id. Only after this returns may the caller be
-    /// told the request was accepted.
-    pub fn enqueue(
+    /// Stores one entry (the unit tests' shorthand for [`Store::enqueue_many`]).
+    #[cfg(test)]
+    fn enqueue(
         &mut self,
         kind: &str,
         target: &str,
@@ -195,8 +195,9 @@ impl Store {
             .unwrap_or_else(|| Err(database(&self.path, "no result")))
     }
 
-    /// Stores several entries in one transaction, so that they share one disk sync (group
-    /// commit); each gets its own answer. When the transaction as a whole fails (the disk
+    /// Stores entries durably, all in one transaction so that they share one disk sync (group
+    /// commit); each gets its own answer, and only after this returns may its caller be told
+    /// that it was accepted. When the transaction as a whole fails (the disk
     /// filled up halfway), each entry is tried alone, so that those that fit are kept.
     pub fn enqueue_many(
         &mut self,
