@@ -70,6 +70,17 @@ fn nonce(request: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Every nonce the endpoint received with an `Idempotency-Key`, and the keys it came under.
+fn keys_per_nonce(cloud: &CloudServer) -> BTreeMap<String, BTreeSet<String>> {
+    let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for request in cloud.requests.lock().unwrap().iter() {
+        if let (Some(nonce), Some(key)) = (nonce(request), &request.idempotency_key) {
+            keys.entry(nonce).or_default().insert(key.clone());
+        }
+    }
+    keys
+}
+
 fn deferred(nonce: &str) -> Value {
     json!({
         "model": "cloud-test-model",
@@ -435,12 +446,7 @@ fn link_flapping_during_sync_loses_nothing_and_duplicates_nothing() {
             "entry {id}: the stored answer is the endpoint's answer for its key"
         );
     }
-    let mut keys_per_nonce: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for request in cloud.requests.lock().unwrap().iter() {
-        if let (Some(nonce), Some(key)) = (nonce(request), &request.idempotency_key) {
-            keys_per_nonce.entry(nonce).or_default().insert(key.clone());
-        }
-    }
+    let keys_per_nonce = keys_per_nonce(&cloud);
     for (nonce, id) in &ids {
         assert_eq!(
             keys_per_nonce
@@ -576,12 +582,7 @@ fn every_acknowledged_request_survives_sigkill_and_is_delivered_exactly_once() {
             "{nonce} ({id}): acknowledged, so delivered, with the endpoint's answer for its key"
         );
     }
-    let mut keys_per_nonce: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for request in cloud.requests.lock().unwrap().iter() {
-        if let (Some(nonce), Some(key)) = (nonce(request), &request.idempotency_key) {
-            keys_per_nonce.entry(nonce).or_default().insert(key.clone());
-        }
-    }
+    let keys_per_nonce = keys_per_nonce(&cloud);
     for (nonce, keys) in &keys_per_nonce {
         assert_eq!(keys.len(), 1, "{nonce} reached the endpoint under {keys:?}");
         assert!(

@@ -45,9 +45,12 @@ pub(super) fn schema(value: Value) -> Arc<serde_json::Map<String, Value>> {
     }
 }
 
+/// The input schema of a tool that takes no arguments.
+pub(super) fn no_arguments() -> Arc<serde_json::Map<String, Value>> {
+    schema(json!({ "type": "object", "properties": {}, "additionalProperties": false }))
+}
+
 pub fn tools() -> Vec<Tool> {
-    let no_arguments =
-        || schema(json!({ "type": "object", "properties": {}, "additionalProperties": false }));
     vec![
         Tool::new(
             DEVICE_INFO,

@@ -4,7 +4,7 @@
 use rmcp::model::{CallToolResult, ContentBlock, Tool};
 use serde_json::{json, Value};
 
-use super::builtin::{schema, structured};
+use super::builtin::{no_arguments, schema, structured};
 use crate::queue::OfflineQueue;
 
 pub const STATUS: &str = "queue_status";
@@ -12,8 +12,6 @@ pub const SYNC: &str = "sync_offline_queue";
 pub const ENTRY: &str = "queue_entry";
 
 pub fn tools() -> Vec<Tool> {
-    let no_arguments =
-        || schema(json!({ "type": "object", "properties": {}, "additionalProperties": false }));
     vec![
         Tool::new(
             STATUS,

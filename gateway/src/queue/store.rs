@@ -565,6 +565,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The payloads of the waiting entries, oldest first.
+    fn waiting(store: &Store) -> Vec<Value> {
+        store
+            .pending(100)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.payload)
+            .collect()
+    }
+
     #[test]
     fn entries_survive_reopening_and_keep_their_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -634,12 +644,7 @@ mod tests {
             })
             .collect();
         assert_eq!(dropped, [0, 0, 1]);
-        let kept: Vec<Value> = store
-            .pending(10)
-            .unwrap()
-            .into_iter()
-            .map(|p| p.payload)
-            .collect();
+        let kept = waiting(&store);
         assert_eq!(kept, [json!(1), json!(2)]);
     }
 
@@ -663,12 +668,7 @@ mod tests {
         assert!(matches!(results[4], Err(StoreError::Full(3))));
         drop(store);
         let store = Store::open(&path, 3, Overflow::Reject, Compression::Zstd).unwrap();
-        let kept: Vec<Value> = store
-            .pending(10)
-            .unwrap()
-            .into_iter()
-            .map(|p| p.payload)
-            .collect();
+        let kept = waiting(&store);
         assert_eq!(kept, payloads[..3]);
     }
 
