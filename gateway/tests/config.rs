@@ -153,6 +153,15 @@ fn upstream_rules_point_at_the_upstream() {
 }
 
 #[test]
+fn only_remote_upstreams_can_be_deferrable() {
+    let text = "[[upstreams]]\nname = \"local\"\ncommand = \"x\"\ndeferrable = true\n";
+    assert_eq!(
+        problem(text),
+        "edge.toml:4:14: upstreams[0].deferrable: only applies to url upstreams"
+    );
+}
+
+#[test]
 fn syntax_errors_have_a_position() {
     let message = problem("[gateway]\nmax_connections = = 3\n");
     assert!(message.starts_with("edge.toml:2:19: "), "{message}");

@@ -688,3 +688,97 @@ fn the_queue_answers_as_mcp_tools() {
         client.cancel().await.unwrap();
     });
 }
+
+/// A free loopback port, for a server that must come back on the same address.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A second gateway is the remote (Streamable HTTP) upstream. While it is down, a call to one
+/// of its tools is queued and the caller gets the entry's id; when it is back, the queue's
+/// sync delivers the call and keeps the upstream's answer.
+#[test]
+fn a_call_to_an_unreachable_deferrable_upstream_is_queued_and_delivered_later() {
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::ServiceExt;
+
+    let port = free_port();
+    let back_toml = format!(
+        "[gateway]\nbind_address = \"127.0.0.1:{port}\"\n{}",
+        common::fixture_device_section()
+    );
+    let back = Daemon::start(&back_toml);
+    let dir = tempfile::tempdir().unwrap();
+    let front = Daemon::start(&format!(
+        "[[upstreams]]\nname = \"back\"\nprefix = \"back\"\nurl = \"http://127.0.0.1:{port}/mcp\"\n\
+         deferrable = true\n[offline]\npersistence_path = \"{}\"\nsync_interval_seconds = 1\n",
+        dir.path().join("q.sqlite").display()
+    ));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let transport =
+            StreamableHttpClientTransport::from_uri(format!("http://{}/mcp", front.addr));
+        let client = ().serve(transport).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.name == "back_device_info")
+        {
+            assert!(Instant::now() < deadline, "the upstream never joined");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let call = |name: &'static str, arguments: Value| {
+            let client = &client;
+            async move {
+                let mut params = CallToolRequestParams::new(name);
+                if let Value::Object(map) = arguments {
+                    params = params.with_arguments(map);
+                }
+                let result = client.call_tool(params).await.unwrap();
+                assert_ne!(result.is_error, Some(true), "{name}: {result:?}");
+                result.structured_content.unwrap()
+            }
+        };
+        let live = call("back_device_info", json!({})).await;
+        assert_eq!(live["hostname"], "edge-pi-07", "{live}");
+
+        drop(back);
+        let queued = call("back_device_info", json!({})).await;
+        assert_eq!(queued["queued"], true, "{queued}");
+        let id = queued["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            call("queue_entry", json!({ "id": id })).await["state"],
+            "queued"
+        );
+        // Still down: a sync delivers nothing and keeps the call.
+        let report = call("sync_offline_queue", json!({})).await;
+        assert_eq!(report["remaining"], 1, "{report}");
+
+        let _back = Daemon::start(&back_toml);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let report = call("sync_offline_queue", json!({})).await;
+            if report["remaining"] == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never delivered: {report}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let entry = call("queue_entry", json!({ "id": id })).await;
+        assert_eq!(entry["state"], "delivered", "{entry}");
+        assert_eq!(
+            entry["result"]["structuredContent"]["hostname"], "edge-pi-07",
+            "the upstream's answer is kept: {entry}"
+        );
+        client.cancel().await.unwrap();
+    });
+}

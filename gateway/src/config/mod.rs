@@ -364,6 +364,9 @@ pub struct UpstreamConfig {
     pub deny_tools: Vec<String>,
     /// Per-call timeout; 0 takes `gateway.request_timeout_ms`.
     pub timeout_ms: u64,
+    /// A tool call this (url) upstream cannot be reached for is stored in the offline queue
+    /// and delivered when it comes back, instead of failing.
+    pub deferrable: bool,
 }
 
 /// Compression of queued payloads and telemetry batches.

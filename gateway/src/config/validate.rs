@@ -221,6 +221,7 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
                 ("headers", !u.headers.is_empty()),
                 ("bearer_token", u.bearer_token.is_some()),
                 ("tls_client_cert", u.tls_client_cert.is_some()),
+                ("deferrable", u.deferrable),
             ];
             for (k, _) in http_only.iter().filter(|(_, set)| *set) {
                 p.add(key(k), "only applies to url upstreams");

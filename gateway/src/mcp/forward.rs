@@ -11,12 +11,10 @@ use rmcp::model::{
 use rmcp::service::{Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
 use rmcp::ErrorData as McpError;
 
-use super::upstream::{speaks_2026, Downstream, Upstream};
+use super::upstream::{speaks_2026, unreachable, Downstream, Upstream};
 use super::McpGateway;
 
 impl McpGateway {
-    /// Sends `request` to an upstream and waits for its answer, forwarding progress to the
-    /// client and cancelling upstream if the client cancels or the call times out.
     /// Sends `request` to an upstream and returns its answer. When the upstream answers with
     /// `input_required` (2026-07-28 multi-round calls) and the client is on 2025-11-25, the
     /// gateway asks the client itself, with the server-to-client requests that client
@@ -262,6 +260,11 @@ fn upstream_error(name: &str, error: rmcp::ServiceError) -> McpError {
     match error {
         // The upstream's own JSON-RPC error goes to the client unchanged.
         rmcp::ServiceError::McpError(error) => error,
+        e @ (rmcp::ServiceError::TransportSend(_) | rmcp::ServiceError::TransportClosed)
+            if e.auth_challenge().is_none() =>
+        {
+            unreachable(format!("upstream \"{name}\" cannot be reached: {e}"))
+        }
         other => McpError::internal_error(format!("upstream \"{name}\" failed: {other}"), None),
     }
 }

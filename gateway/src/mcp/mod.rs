@@ -15,10 +15,13 @@
 
 pub mod builtin;
 pub mod catalog;
+mod deferred;
 mod forward;
 mod generate;
 mod notify;
 mod queue_tools;
+
+pub use deferred::{IDEMPOTENCY_META, TOOL_CALL};
 mod tool_host;
 pub mod transport;
 pub mod upstream;
@@ -342,9 +345,22 @@ impl ServerHandler for McpGateway {
         };
         let mut params = request;
         params.name = route.original.clone().into();
-        params.meta = None;
+        // A call to a deferrable upstream carries an idempotency key from the first attempt,
+        // so that a replay from the offline queue is recognisably the same call.
+        let key = self.deferral(upstream).map(|_| crate::queue::new_id());
+        params.meta = key.as_deref().map(deferred::idempotency_meta);
+        let arguments = params.arguments.clone();
         let request = ClientRequest::CallToolRequest(Request::new(params));
-        match self.forward(upstream, request, &cx).await? {
+        let answer = match (self.forward(upstream, request, &cx).await, key) {
+            (Err(e), Some(key)) if upstream::is_unreachable(&e) => {
+                return self
+                    .defer_tool_call(upstream, key, &route.original, arguments, e)
+                    .await
+                    .map(CallToolResponse::Complete);
+            }
+            (answer, _) => answer?,
+        };
+        match answer {
             ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
             ServerResult::InputRequiredResult(result) => {
                 Ok(CallToolResponse::InputRequired(result))

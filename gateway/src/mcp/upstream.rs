@@ -46,6 +46,24 @@ pub enum Status {
     Ready,
 }
 
+/// An error for a request that never reached its upstream (no connection, or the request
+/// could not be sent): safe to send again. Marked in `data` so that [`is_unreachable`] (and
+/// a client) can tell it from an upstream's own failure.
+pub fn unreachable(message: String) -> McpError {
+    McpError::internal_error(
+        message,
+        Some(serde_json::json!({ "upstream_unreachable": true })),
+    )
+}
+
+/// Whether `error` came from [`unreachable`].
+pub fn is_unreachable(error: &McpError) -> bool {
+    error
+        .data
+        .as_ref()
+        .is_some_and(|d| d["upstream_unreachable"] == true)
+}
+
 /// One upstream and its supervisor's view of it.
 #[derive(Debug)]
 pub struct Upstream {
@@ -153,18 +171,15 @@ impl Upstream {
         let state = self.read();
         match (&state.peer, &state.status) {
             (Some(peer), Status::Ready) if !peer.is_transport_closed() => Ok(peer.clone()),
-            (_, Status::Connecting { attempt, last_error }) => Err(McpError::internal_error(
-                format!(
-                    "upstream \"{}\" is unavailable and being reconnected (attempt {attempt}{}); retry shortly",
-                    self.config.name,
-                    last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default()
-                ),
-                None,
-            )),
-            _ => Err(McpError::internal_error(
-                format!("upstream \"{}\" closed its connection; it is being reconnected", self.config.name),
-                None,
-            )),
+            (_, Status::Connecting { attempt, last_error }) => Err(unreachable(format!(
+                "upstream \"{}\" is unavailable and being reconnected (attempt {attempt}{}); retry shortly",
+                self.config.name,
+                last_error.as_ref().map(|e| format!(", last error: {e}")).unwrap_or_default()
+            ))),
+            _ => Err(unreachable(format!(
+                "upstream \"{}\" closed its connection; it is being reconnected",
+                self.config.name
+            ))),
         }
     }
 

@@ -24,7 +24,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 pub use crate::config::Overflow;
-pub use store::{Entry, Outcome, Pending, StoreError};
+pub use store::{new_id, Entry, Outcome, Pending, StoreError};
 
 use store::{Enqueued, Store};
 pub use sync::{Delivery, SyncReport, SyncStrategy};
@@ -81,6 +81,7 @@ const GROUP_COMMIT: usize = 64;
 /// An entry on its way to the writer thread, and where its answer goes.
 #[derive(Debug)]
 struct Write {
+    id: String,
     kind: String,
     target: String,
     payload: Value,
@@ -99,9 +100,16 @@ fn write_entries(store: Arc<Mutex<Store>>, mut writes: tokio::sync::mpsc::Receiv
                 Err(_) => break,
             }
         }
-        let items: Vec<(&str, &str, &Value)> = batch
+        let items: Vec<(&str, &str, &str, &Value)> = batch
             .iter()
-            .map(|w| (w.kind.as_str(), w.target.as_str(), &w.payload))
+            .map(|w| {
+                (
+                    w.id.as_str(),
+                    w.kind.as_str(),
+                    w.target.as_str(),
+                    &w.payload,
+                )
+            })
             .collect();
         let results = store
             .lock()
@@ -188,17 +196,31 @@ impl OfflineQueue {
         Ok(queue)
     }
 
-    /// Stores an entry durably: when this returns `Ok`, the entry is on disk and the caller
-    /// may be told it was accepted. `kind` says which [`Delivery`] path replays it, `target`
-    /// where it goes; `payload` is whatever that path needs.
+    /// Stores an entry durably under a new id: when this returns `Ok`, the entry is on disk
+    /// and the caller may be told it was accepted. `kind` says which [`Delivery`] path replays
+    /// it, `target` where it goes; `payload` is whatever that path needs.
     pub async fn queue_for_sync(
         &self,
         kind: &str,
         target: &str,
         payload: Value,
     ) -> Result<String, StoreError> {
+        self.queue_for_sync_as(new_id(), kind, target, payload)
+            .await
+    }
+
+    /// [`OfflineQueue::queue_for_sync`] under an id chosen earlier with [`new_id`]: the
+    /// idempotency key a first, live attempt already carried.
+    pub async fn queue_for_sync_as(
+        &self,
+        id: String,
+        kind: &str,
+        target: &str,
+        payload: Value,
+    ) -> Result<String, StoreError> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let write = Write {
+            id,
             kind: kind.to_owned(),
             target: target.to_owned(),
             payload,

@@ -190,7 +190,7 @@ impl Store {
         target: &str,
         payload: &Value,
     ) -> Result<Enqueued, StoreError> {
-        self.enqueue_many(&[(kind, target, payload)])
+        self.enqueue_many(&[(&new_id(), kind, target, payload)])
             .pop()
             .unwrap_or_else(|| Err(database(&self.path, "no result")))
     }
@@ -201,7 +201,7 @@ impl Store {
     /// filled up halfway), each entry is tried alone, so that those that fit are kept.
     pub fn enqueue_many(
         &mut self,
-        items: &[(&str, &str, &Value)],
+        items: &[(&str, &str, &str, &Value)],
     ) -> Vec<Result<Enqueued, StoreError>> {
         let stored = match self.insert_all(items) {
             Ok(results) => return results,
@@ -230,7 +230,7 @@ impl Store {
     /// queue under `overflow = reject` refuses single entries without failing the rest.
     fn insert_all(
         &mut self,
-        items: &[(&str, &str, &Value)],
+        items: &[(&str, &str, &str, &Value)],
     ) -> Result<Vec<Result<Enqueued, StoreError>>, StoreError> {
         let path = self.path.clone();
         let (max_entries, overflow, compression) =
@@ -246,7 +246,7 @@ impl Store {
             .map_err(|e| classify(&path, e))?;
         let mut queued = queued as u64;
         let mut results = Vec::with_capacity(items.len());
-        for (kind, target, payload) in items {
+        for (id, kind, target, payload) in items {
             let raw = serde_json::to_vec(payload).map_err(|e| database(&path, e))?;
             let (codec, compressed) =
                 compress(compression, &raw).map_err(|e| database(&path, e))?;
@@ -263,7 +263,6 @@ impl Store {
                 )
                 .map_err(|e| classify(&path, e))?;
             }
-            let id = new_id();
             tx.execute(
                 "INSERT INTO entries (id, kind, target, codec, raw_bytes, stored_bytes, state, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?7)",
@@ -277,7 +276,7 @@ impl Store {
             .map_err(|e| classify(&path, e))?;
             queued = queued + 1 - dropped;
             results.push(Ok(Enqueued {
-                id,
+                id: (*id).to_owned(),
                 dropped,
                 queued,
             }));
@@ -547,8 +546,8 @@ pub(super) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `q-` and 24 hex digits: the time in ms and a per-process counter, unique across restarts.
-fn new_id() -> String {
+/// `q-` and 24 hex digits: the time in ms, the process and a counter, unique across restarts.
+pub fn new_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -654,9 +653,11 @@ mod tests {
         let path = dir.path().join("g.sqlite");
         let mut store = Store::open(&path, 3, Overflow::Reject, Compression::Zstd).unwrap();
         let payloads: Vec<Value> = (0..5).map(|n| json!({ "n": n })).collect();
-        let items: Vec<(&str, &str, &Value)> = payloads
+        let ids: Vec<String> = payloads.iter().map(|_| new_id()).collect();
+        let items: Vec<(&str, &str, &str, &Value)> = ids
             .iter()
-            .map(|p| ("completion", "cloud", p))
+            .zip(&payloads)
+            .map(|(id, p)| (id.as_str(), "completion", "cloud", p))
             .collect();
         let results = store.enqueue_many(&items);
         let stored: Vec<u64> = results

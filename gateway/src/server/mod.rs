@@ -242,6 +242,7 @@ impl Gateway {
         ));
         let replay = queue::Replay {
             completions: shared.completions.clone(),
+            mcp: shared.mcp.clone(),
             metrics: Arc::clone(&shared.metrics),
         };
         shared.queue.start(Arc::new(replay), background.clone());

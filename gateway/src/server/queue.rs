@@ -11,6 +11,7 @@ use serde_json::json;
 use super::response::{json_response, ApiError, Body};
 use super::v1::{self, Api};
 use super::Shared;
+use crate::mcp::{McpGateway, TOOL_CALL};
 use crate::queue::{Delivery, OfflineQueue, Outcome, Pending, StoreError};
 use crate::router::{Backend, CompletionError, CompletionRequest, Completions};
 use crate::telemetry::Metrics;
@@ -128,10 +129,12 @@ fn store_error(e: StoreError, why: &str) -> ApiError {
 }
 
 /// Replays queued entries: deferred completions go to the cloud (only) with the entry's id as
-/// `Idempotency-Key`; the answer is stored in the format the caller asked for.
+/// `Idempotency-Key`, the answer stored in the format the caller asked for; deferred tool
+/// calls go to their upstream with the id in `_meta`.
 #[derive(Debug)]
 pub(super) struct Replay {
     pub completions: Completions,
+    pub mcp: McpGateway,
     pub metrics: std::sync::Arc<Metrics>,
 }
 
@@ -139,7 +142,13 @@ impl Delivery for Replay {
     fn deliver(&self, entry: Pending) -> BoxFuture<'static, Outcome> {
         let completions = self.completions.clone();
         let metrics = std::sync::Arc::clone(&self.metrics);
+        let mcp = self.mcp.clone();
         Box::pin(async move {
+            if entry.kind == TOOL_CALL {
+                return mcp
+                    .replay_tool_call(&entry.target, entry.payload, &entry.id)
+                    .await;
+            }
             if entry.kind != COMPLETION {
                 return Outcome::Failed(format!("unknown entry kind {:?}", entry.kind));
             }
