@@ -289,6 +289,18 @@ fn library_serves_what_the_builder_made() {
         .await
         .unwrap();
         assert_eq!(response.status, 200);
+        // The offline queue through the library: stored durably, then reported.
+        let queue = handle.offline_queue();
+        let id = queue
+            .queue_for_sync(
+                "completion",
+                "cloud",
+                serde_json::json!({ "from": "library" }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(queue.status().await.unwrap().queued, 1);
+        assert_eq!(queue.entry(&id).await.unwrap().unwrap().state, "queued");
         handle.shutdown();
         served.await.unwrap().unwrap();
     });

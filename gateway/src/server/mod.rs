@@ -351,6 +351,12 @@ impl GatewayHandle {
         report
     }
 
+    /// The offline queue: `queue_for_sync` stores an entry for the sync loop to deliver,
+    /// `sync_offline_queue` delivers what waits now, `status` and `entry` report.
+    pub fn offline_queue(&self) -> &OfflineQueue {
+        &self.shared.queue
+    }
+
     /// Counts a reload that was refused because the new file is invalid.
     pub fn reload_rejected(&self) {
         self.shared.metrics.reload(false);
