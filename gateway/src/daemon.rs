@@ -24,20 +24,10 @@ pub const INACTIVE_FEATURES: &[(&str, &str)] = &[
 ];
 
 /// Settings this build cannot honour and must not ignore, because ignoring them would weaken
-/// security: TLS that is asked for but not served, attestation that is required but absent.
+/// security: client certificates towards upstreams, attestation that is required but absent.
 pub fn unsupported(config: &Config) -> Vec<Invalid> {
     let s = &config.security;
     let mut problems = Vec::new();
-    let tls = [
-        ("security.tls_cert", s.tls_cert.is_some()),
-        ("security.tls_client_ca", s.tls_client_ca.is_some()),
-    ];
-    for (key, _) in tls.iter().filter(|(_, set)| *set) {
-        problems.push(Invalid {
-            key: (*key).into(),
-            message: "TLS is not available in this build; remove the key to serve plain HTTP on a trusted link".into(),
-        });
-    }
     for (i, upstream) in config.upstreams.iter().enumerate() {
         if upstream.tls_client_cert.is_some() {
             problems.push(Invalid {
@@ -150,7 +140,11 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
             info!("stopped");
             ExitCode::SUCCESS
         }
-        Err(e @ (crate::GatewayError::LocalModel(_) | crate::GatewayError::Config(_))) => {
+        Err(
+            e @ (crate::GatewayError::LocalModel(_)
+            | crate::GatewayError::Config(_)
+            | crate::GatewayError::Tls(_)),
+        ) => {
             error!("{e}");
             ExitCode::from(EXIT_CONFIG)
         }

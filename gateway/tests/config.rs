@@ -169,11 +169,13 @@ fn syntax_errors_have_a_position() {
 
 #[test]
 fn settings_this_build_cannot_honour_are_refused_not_ignored() {
-    let text = "[security]\ntls_cert = \"/etc/mcp/cert.pem\"\ntls_key = \"/etc/mcp/key.pem\"\n";
+    let text = "[security]\nuse_tpm = true\nattestation_required = true\n";
     let (code, _, stderr) = check_config(text, &[]);
     assert_eq!(code, Some(78));
     assert!(
-        stderr.contains("FILE:2:12: security.tls_cert: TLS is not available in this build"),
+        stderr.contains(
+            "FILE:3:24: security.attestation_required: TPM attestation is not available in this build"
+        ),
         "{stderr}"
     );
 

@@ -6,6 +6,7 @@ mod queue;
 mod reload;
 mod response;
 mod routes;
+mod tls;
 mod v1;
 
 use std::net::SocketAddr;
@@ -18,13 +19,15 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use reload::ReloadReport;
+pub use tls::TlsError;
 
 use crate::cloud::CloudClient;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SecurityConfig};
 use crate::device::SystemRoot;
 use crate::health::Health;
 use crate::inference::LocalModel;
@@ -74,6 +77,9 @@ pub enum GatewayError {
     /// The listening socket is unusable.
     #[error("the listening socket is unusable: {0}")]
     Listener(std::io::Error),
+    /// The TLS certificate, key or client CA cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The offline queue's database cannot be opened.
     #[error("{0} (offline.persistence_path)")]
     Queue(#[from] crate::queue::StoreError),
@@ -116,9 +122,16 @@ struct Shared {
     mcp_streams: CancellationToken,
     started: Instant,
     shutdown: watch::Sender<bool>,
+    /// TLS for new connections (`None`: plain HTTP); replaced when SIGHUP re-reads the files.
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
 }
 
 impl Shared {
+    fn tls(&self) -> Option<TlsAcceptor> {
+        let config = self.tls.read().unwrap_or_else(|p| p.into_inner()).clone();
+        config.map(TlsAcceptor::from)
+    }
+
     fn live(&self) -> Arc<LiveSettings> {
         // Readers only clone an Arc and writers only swap it: a poisoned lock still holds a
         // complete value.
@@ -156,6 +169,7 @@ impl Gateway {
             .validate()
             .map_err(|problems| ConfigError::located("configuration", "", problems))?;
         let live = LiveSettings::from_config(&config);
+        let tls = tls::server_config(&config.security)?;
         let health = Arc::new(Health::default());
         let metrics = Arc::new(Metrics::new());
         let queue = OfflineQueue::open(&config, Arc::clone(&metrics))?;
@@ -191,6 +205,7 @@ impl Gateway {
             mcp_streams,
             started: Instant::now(),
             shutdown: watch::channel(false).0,
+            tls: RwLock::new(tls),
         });
         shared.health.set("http", false, "not listening yet");
         Ok(Self { shared })
@@ -250,10 +265,21 @@ impl Gateway {
             let model = model.clone();
             tokio::spawn(async move { model.warm_up().await });
         }
+        let scheme = match shared.tls().is_some() {
+            true if config_snapshot(&shared.config)
+                .security
+                .tls_client_ca
+                .is_some() =>
+            {
+                "https, client certificates required"
+            }
+            true => "https",
+            false => "http",
+        };
         shared
             .health
-            .set("http", true, format!("listening on {addr}"));
-        info!(address = %addr, max_connections, "listening");
+            .set("http", true, format!("listening on {addr} ({scheme})"));
+        info!(address = %addr, max_connections, scheme, "listening");
         systemd::notify_ready(&format!("serving on {addr}"));
         let watchdog = systemd::spawn_watchdog();
 
@@ -284,14 +310,35 @@ impl Gateway {
                 let shared = Arc::clone(&shared);
                 service_fn(move |request| routes::serve(Arc::clone(&shared), request))
             };
-            let connection = http
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
+            let (http, watcher, tls) = (http.clone(), graceful.watcher(), shared.tls());
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
                 shared.metrics.connection_opened();
-                if let Err(e) = connection.await {
+                let served = match tls {
+                    None => {
+                        let connection = http.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                    // The handshake runs in the connection's task, under the same time limit
+                    // as a request head, so a slow or silent client holds only its own slot.
+                    Some(tls) => match tokio::time::timeout(HEAD_READ_TIMEOUT, tls.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => {
+                            let connection = http.serve_connection(TokioIo::new(stream), service);
+                            watcher.watch(connection.into_owned()).await
+                        }
+                        Ok(Err(e)) => {
+                            debug!(%peer, error = %e, "TLS handshake refused");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    },
+                };
+                if let Err(e) = served {
                     debug!(%peer, error = %e, "connection ended with an error");
                 }
                 shared.metrics.connection_closed();
@@ -342,11 +389,19 @@ impl GatewayHandle {
             .config
             .write()
             .unwrap_or_else(|p| p.into_inner());
-        let report = ReloadReport::between(&current, &new);
+        let mut report = ReloadReport::between(&current, &new);
         let live = Arc::new(LiveSettings::from_config(&new));
         *self.shared.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+        let tls_reloaded = self.reload_tls(&current.security, &new.security);
+        let security = new.security.clone();
         // Keys that need a restart keep their running value until then.
         *current = reload::apply_live(&current, new);
+        if tls_reloaded {
+            report.applied.push("security.tls");
+            current.security.tls_cert = security.tls_cert;
+            current.security.tls_key = security.tls_key;
+            current.security.tls_client_ca = security.tls_client_ca;
+        }
         self.shared.metrics.reload(true);
         report
     }
@@ -355,6 +410,26 @@ impl GatewayHandle {
     /// `sync_offline_queue` delivers what waits now, `status` and `entry` report.
     pub fn offline_queue(&self) -> &OfflineQueue {
         &self.shared.queue
+    }
+
+    /// Re-reads the certificate, key and client CA (rotated files keep their paths) when TLS
+    /// stays on; turning TLS on or off needs a restart. A set that cannot be used is logged and
+    /// the running one kept. Returns whether the new set is in use.
+    fn reload_tls(&self, old: &SecurityConfig, new: &SecurityConfig) -> bool {
+        if old.tls_cert.is_none() || new.tls_cert.is_none() {
+            return false;
+        }
+        match tls::server_config(new) {
+            Ok(config) => {
+                *self.shared.tls.write().unwrap_or_else(|p| p.into_inner()) = config;
+                info!("TLS certificate, key and client CA re-read");
+                true
+            }
+            Err(e) => {
+                error!(error = %e, "TLS reload refused; new connections keep the running certificate");
+                false
+            }
+        }
     }
 
     /// Counts a reload that was refused because the new file is invalid.

@@ -1,6 +1,6 @@
 //! SIGHUP: which settings a running gateway takes over, and which wait for a restart.
 
-use crate::config::Config;
+use crate::config::{Config, SecurityConfig};
 
 /// What a reload changed: keys applied at once, and keys (or whole sections) that differ but
 /// keep their running value until the gateway restarts.
@@ -37,7 +37,10 @@ impl ReloadReport {
             ),
             ("models", old.models != new.models),
             ("offline", old.offline != new.offline),
-            ("security", old.security != new.security),
+            (
+                "security",
+                security_needs_restart(&old.security, &new.security),
+            ),
             (
                 "telemetry.export_interval_seconds",
                 ot.export_interval_seconds != nt.export_interval_seconds,
@@ -56,6 +59,19 @@ impl ReloadReport {
             needs_restart: changed(&restart),
         }
     }
+}
+
+/// Whether `[security]` changed in a way only a restart applies: TLS turned on or off, or a
+/// TPM setting. While TLS stays on, its files (client CA included, so also turning mutual TLS
+/// on or off) are read again on every reload.
+fn security_needs_restart(old: &SecurityConfig, new: &SecurityConfig) -> bool {
+    let without_files = |s: &SecurityConfig| SecurityConfig {
+        tls_cert: s.tls_cert.as_ref().map(|_| Default::default()),
+        tls_key: s.tls_key.as_ref().map(|_| Default::default()),
+        tls_client_ca: None,
+        ..s.clone()
+    };
+    without_files(old) != without_files(new)
 }
 
 /// The configuration in effect after a reload: `current` with the live keys taken from `new`.
@@ -87,6 +103,26 @@ mod tests {
         assert_eq!(effective.gateway.max_body_bytes, 2048);
         assert_eq!(effective.gateway.bind_address, old.gateway.bind_address);
         assert_eq!(effective.power, old.power);
+    }
+
+    #[test]
+    fn tls_files_reload_live_but_turning_tls_on_needs_a_restart() {
+        let plain = Config::default();
+        let mut tls = plain.clone();
+        tls.security.tls_cert = Some("/etc/a.pem".into());
+        tls.security.tls_key = Some("/etc/a.key".into());
+        let mut renewed = tls.clone();
+        renewed.security.tls_cert = Some("/etc/b.pem".into());
+        assert!(ReloadReport::between(&tls, &renewed)
+            .needs_restart
+            .is_empty());
+        assert_eq!(
+            ReloadReport::between(&plain, &tls).needs_restart,
+            ["security"]
+        );
+        let mut mtls = tls.clone();
+        mtls.security.tls_client_ca = Some("/etc/ca.pem".into());
+        assert!(ReloadReport::between(&tls, &mtls).needs_restart.is_empty());
     }
 
     #[test]
