@@ -82,6 +82,25 @@ pub fn check_config(path: &Path) -> ExitCode {
     }
 }
 
+/// `mcp-gateway hash-token`: the SHA-256 of the token on stdin (first line), for
+/// `[[security.clients]] token_sha256`, so that the token itself is never written to a file.
+pub fn hash_token() -> ExitCode {
+    let mut token = String::new();
+    match std::io::stdin().read_line(&mut token) {
+        Ok(_) if !token.trim().is_empty() => {
+            #[allow(clippy::print_stdout)] // The command's answer, not a log line.
+            {
+                println!("{}", crate::server::hash_token(token.trim()));
+            }
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("hash-token: give the token on standard input, for example: printf %s \"$TOKEN\" | mcp-gateway hash-token");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 /// The multi-threaded async runtime both modes run on.
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()

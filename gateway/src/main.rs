@@ -33,6 +33,8 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Read a client's bearer token from stdin and print the `token_sha256` to configure.
+    HashToken,
 }
 
 fn main() -> ExitCode {
@@ -40,5 +42,6 @@ fn main() -> ExitCode {
         Command::Serve { config } => daemon::serve(config),
         Command::Stdio { config } => daemon::stdio(config),
         Command::CheckConfig { file } => daemon::check_config(&file),
+        Command::HashToken => daemon::hash_token(),
     }
 }

@@ -162,6 +162,20 @@ fn only_remote_upstreams_can_be_deferrable() {
 }
 
 #[test]
+fn client_tokens_are_digests_and_scopes_are_known() {
+    let text = "[[security.clients]]\nname = \"app\"\ntoken_sha256 = \"secret\"\nscopes = [\"everything\"]\n";
+    let message = problem(text);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "edge.toml:3:16: security.clients[0].token_sha256: must be 64 hex digits: the SHA-256 of the token (mcp-gateway hash-token)",
+            "edge.toml:4:10: security.clients[0].scopes: unknown scope \"everything\"; known: completions, mcp, queue, admin, metrics, *",
+        ]
+    );
+}
+
+#[test]
 fn syntax_errors_have_a_position() {
     let message = problem("[gateway]\nmax_connections = = 3\n");
     assert!(message.starts_with("edge.toml:2:19: "), "{message}");

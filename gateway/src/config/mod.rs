@@ -250,7 +250,30 @@ pub struct SecurityConfig {
     /// CA bundle that client certificates must chain to (turns on mTLS).
     #[serde(deserialize_with = "opt_path")]
     pub tls_client_ca: Option<PathBuf>,
+    /// API clients and what they may use; when any is listed, every route but `/health`
+    /// needs a bearer token.
+    pub clients: Vec<ClientConfig>,
 }
+
+/// `[[security.clients]]`: one API client.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    #[serde(deserialize_with = "string")]
+    pub name: String,
+    /// SHA-256 of the client's bearer token, 64 hex digits (`mcp-gateway hash-token`); the
+    /// token itself is not stored.
+    #[serde(deserialize_with = "string")]
+    pub token_sha256: String,
+    /// What the client may use: `completions`, `mcp`, `queue`, `admin`, `metrics`, or `*`.
+    #[serde(deserialize_with = "string_vec")]
+    pub scopes: Vec<String>,
+    /// Requests per minute; 0 for no limit.
+    pub requests_per_minute: u32,
+}
+
+/// The scopes a client can be given.
+pub const SCOPES: [&str; 6] = ["completions", "mcp", "queue", "admin", "metrics", "*"];
 
 impl Default for SecurityConfig {
     fn default() -> Self {
@@ -261,6 +284,7 @@ impl Default for SecurityConfig {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            clients: Vec::new(),
         }
     }
 }

@@ -152,6 +152,42 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             "must name a TCTI, for example \"device:/dev/tpmrm0\"",
         );
     }
+    for (i, c) in s.clients.iter().enumerate() {
+        let key = |k: &str| format!("security.clients[{i}].{k}");
+        if c.name.is_empty() {
+            p.add(key("name"), "must not be empty");
+        } else if s.clients[..i].iter().any(|other| other.name == c.name) {
+            p.add(
+                key("name"),
+                format!("\"{}\" is used by another client", c.name),
+            );
+        }
+        if c.token_sha256.len() != 64 || !c.token_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            p.add(
+                key("token_sha256"),
+                "must be 64 hex digits: the SHA-256 of the token (mcp-gateway hash-token)",
+            );
+        }
+        for scope in c
+            .scopes
+            .iter()
+            .filter(|s| !super::SCOPES.contains(&s.as_str()))
+        {
+            p.add(
+                key("scopes"),
+                format!(
+                    "unknown scope \"{scope}\"; known: {}",
+                    super::SCOPES.join(", ")
+                ),
+            );
+        }
+        p.range(
+            &key("requests_per_minute"),
+            c.requests_per_minute,
+            0,
+            1_000_000,
+        );
+    }
     match (&s.tls_cert, &s.tls_key) {
         (Some(_), None) => p.add("security.tls_cert", "is set but security.tls_key is not"),
         (None, Some(_)) => p.add("security.tls_key", "is set but security.tls_cert is not"),

@@ -1,6 +1,7 @@
 //! The HTTP side of the gateway: listener, connection limit, HTTP/1.1 and HTTP/2 on hyper,
 //! graceful drain, and live reload of the settings that can change without a restart.
 
+mod auth;
 mod host;
 mod queue;
 mod reload;
@@ -23,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+pub use auth::hash_token;
 pub use reload::ReloadReport;
 pub use tls::TlsError;
 
@@ -92,6 +94,8 @@ struct LiveSettings {
     max_body_bytes: u64,
     allowed_hosts: AllowedHosts,
     metrics_enabled: bool,
+    /// `[[security.clients]]`: tokens, scopes, rates (buckets start full after a reload).
+    clients: auth::Clients,
 }
 
 impl LiveSettings {
@@ -101,6 +105,7 @@ impl LiveSettings {
             max_body_bytes: config.gateway.max_body_bytes,
             allowed_hosts: AllowedHosts::new(&config.gateway.allowed_hosts),
             metrics_enabled: config.telemetry.enabled,
+            clients: auth::Clients::new(&config.security.clients),
         }
     }
 }

@@ -28,6 +28,10 @@ impl ReloadReport {
                 og.allowed_hosts != ng.allowed_hosts,
             ),
             ("telemetry.enabled", ot.enabled != nt.enabled),
+            (
+                "security.clients",
+                old.security.clients != new.security.clients,
+            ),
         ];
         let restart = [
             ("gateway.bind_address", og.bind_address != ng.bind_address),
@@ -62,13 +66,14 @@ impl ReloadReport {
 }
 
 /// Whether `[security]` changed in a way only a restart applies: TLS turned on or off, or a
-/// TPM setting. While TLS stays on, its files (client CA included, so also turning mutual TLS
+/// TPM setting (clients are live). While TLS stays on, its files (client CA included, so also turning mutual TLS
 /// on or off) are read again on every reload.
 fn security_needs_restart(old: &SecurityConfig, new: &SecurityConfig) -> bool {
     let without_files = |s: &SecurityConfig| SecurityConfig {
         tls_cert: s.tls_cert.as_ref().map(|_| Default::default()),
         tls_key: s.tls_key.as_ref().map(|_| Default::default()),
         tls_client_ca: None,
+        clients: Vec::new(),
         ..s.clone()
     };
     without_files(old) != without_files(new)
@@ -81,6 +86,7 @@ pub(super) fn apply_live(current: &Config, new: Config) -> Config {
     effective.gateway.max_body_bytes = new.gateway.max_body_bytes;
     effective.gateway.allowed_hosts = new.gateway.allowed_hosts;
     effective.telemetry.enabled = new.telemetry.enabled;
+    effective.security.clients = new.security.clients;
     effective
 }
 

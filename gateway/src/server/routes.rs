@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::response::{json_response, with_type, ApiError, Body};
-use super::{queue, v1, LiveSettings, Shared};
+use super::{auth, queue, v1, LiveSettings, Shared};
 use crate::telemetry;
 
 /// The routes the gateway knows, as they appear in metric labels.
@@ -42,6 +42,18 @@ impl Route {
             "/v1/queue/sync" => Route::QueueSync,
             p if entry_id(p).is_some() => Route::QueueEntry,
             _ => Route::Unknown,
+        }
+    }
+
+    /// The scope a client needs for this route (`None`: open to anyone who reaches it).
+    fn scope(self) -> auth::Scope {
+        match self {
+            Route::Health | Route::Unknown => None,
+            Route::Metrics => Some("metrics"),
+            Route::Mcp => Some("mcp"),
+            Route::ChatCompletions | Route::McpCompletions | Route::Models => Some("completions"),
+            Route::QueueStatus | Route::QueueEntry => Some("queue"),
+            Route::QueueSync => Some("admin"),
         }
     }
 
@@ -90,6 +102,11 @@ async fn respond(
     let deadline = tokio::time::Instant::from_std(started + live.request_timeout);
     if let Err(e) = live.allowed_hosts.check(request.uri(), request.headers()) {
         return e.into_response();
+    }
+    if let Err((error, headers)) = live.clients.admit(request.headers(), route.scope()) {
+        let mut response = error.into_response();
+        response.headers_mut().extend(headers);
+        return response;
     }
     if route == Route::Mcp {
         return mcp(shared, live, request, deadline).await;

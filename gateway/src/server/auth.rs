@@ -1,0 +1,253 @@
+//! Who is calling: bearer tokens checked against `[[security.clients]]` (stored as SHA-256
+//! digests, never in clear), the scope each route needs, and a per-client request rate.
+//! With no clients configured the gateway serves anyone who reaches it (on a trusted link, or
+//! behind mutual TLS); with clients, every route but `/health` needs a token.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use sha2::{Digest, Sha256};
+
+use super::response::ApiError;
+use crate::config::ClientConfig;
+
+/// What a route needs, as `[[security.clients]] scopes` names it; `None`: open to all.
+pub(super) type Scope = Option<&'static str>;
+
+/// A refusal: the error and the headers it needs (`WWW-Authenticate`, `Retry-After`).
+pub(super) type Refusal = (ApiError, Vec<(header::HeaderName, HeaderValue)>);
+
+/// The configured clients and their rate buckets.
+#[derive(Debug, Default)]
+pub(super) struct Clients {
+    clients: Vec<Client>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Debug)]
+struct Client {
+    name: String,
+    digest: [u8; 32],
+    scopes: Vec<String>,
+    per_minute: u32,
+}
+
+/// A token bucket: up to a minute's worth of requests, refilled continuously.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The SHA-256 of `token`, as 64 lowercase hex digits (what `token_sha256` holds).
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Clients {
+    pub(super) fn new(configured: &[ClientConfig]) -> Self {
+        let clients = configured
+            .iter()
+            .map(|c| Client {
+                name: c.name.clone(),
+                digest: decode_hex(&c.token_sha256),
+                scopes: c.scopes.clone(),
+                per_minute: c.requests_per_minute,
+            })
+            .collect();
+        Self {
+            clients,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Lets the request through, or says why not (401, 403 or 429). Returns the client's
+    /// name when one was identified.
+    pub(super) fn admit(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+    ) -> Result<Option<String>, Refusal> {
+        let Some(scope) = scope.filter(|_| !self.clients.is_empty()) else {
+            return Ok(None);
+        };
+        let challenge = |error: &str| {
+            let value = format!("Bearer realm=\"mcp-edge\", error=\"{error}\", scope=\"{scope}\"");
+            vec![(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer")),
+            )]
+        };
+        let Some(token) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+        else {
+            return Err((
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this gateway needs a bearer token (Authorization: Bearer ...)",
+                ),
+                vec![(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mcp-edge\""),
+                )],
+            ));
+        };
+        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        let Some(client) = self
+            .clients
+            .iter()
+            .find(|c| constant_time_eq(&c.digest, &digest))
+        else {
+            return Err((
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the bearer token is not known here",
+                ),
+                challenge("invalid_token"),
+            ));
+        };
+        if !client.scopes.iter().any(|s| s == scope || s == "*") {
+            return Err((
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    format!(
+                        "client \"{}\" may not use this route; it needs the scope \"{scope}\"",
+                        client.name
+                    ),
+                ),
+                challenge("insufficient_scope"),
+            ));
+        }
+        if let Some(wait) = self.take(client) {
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return Err((
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "client \"{}\" is over its {} requests per minute",
+                        client.name, client.per_minute
+                    ),
+                ),
+                vec![(header::RETRY_AFTER, HeaderValue::from(seconds))],
+            ));
+        }
+        Ok(Some(client.name.clone()))
+    }
+
+    /// Takes one request from the client's bucket; the wait until one is available if empty.
+    fn take(&self, client: &Client) -> Option<Duration> {
+        if client.per_minute == 0 {
+            return None;
+        }
+        let capacity = f64::from(client.per_minute);
+        let per_second = capacity / 60.0;
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(client.name.clone()).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
+        let refilled = now.duration_since(bucket.at).as_secs_f64() * per_second;
+        bucket.tokens = (bucket.tokens + refilled).min(capacity);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+        }
+    }
+}
+
+/// The digest in `token_sha256` (validated as 64 hex digits by the configuration).
+fn decode_hex(hex: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = hex
+            .get(2 * i..2 * i + 2)
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            .unwrap_or(0);
+    }
+    out
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clients(per_minute: u32) -> Clients {
+        Clients::new(&[ClientConfig {
+            name: "fleet".into(),
+            token_sha256: hash_token("s3cret"),
+            scopes: vec!["completions".into()],
+            requests_per_minute: per_minute,
+        }])
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        headers
+    }
+
+    fn status(answer: Result<Option<String>, Refusal>) -> u16 {
+        answer.map_or_else(|(e, _)| e.status.as_u16(), |_| 200)
+    }
+
+    #[test]
+    fn tokens_scopes_and_rates() {
+        let c = clients(2);
+        assert_eq!(
+            c.admit(&bearer("s3cret"), Some("completions")).unwrap(),
+            Some("fleet".into())
+        );
+        assert_eq!(status(c.admit(&HeaderMap::new(), Some("completions"))), 401);
+        assert_eq!(status(c.admit(&bearer("guess"), Some("completions"))), 401);
+        assert_eq!(status(c.admit(&bearer("s3cret"), Some("admin"))), 403);
+        assert_eq!(status(c.admit(&bearer("s3cret"), Some("completions"))), 200);
+        assert_eq!(status(c.admit(&bearer("s3cret"), Some("completions"))), 429);
+        assert_eq!(
+            status(c.admit(&HeaderMap::new(), None)),
+            200,
+            "open routes stay open"
+        );
+        let unlimited = clients(0);
+        for _ in 0..10 {
+            assert_eq!(
+                status(unlimited.admit(&bearer("s3cret"), Some("completions"))),
+                200
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_are_kept_as_sha256() {
+        // FIPS 180-2 test vector.
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(decode_hex(&hash_token("abc"))[0], 0xba);
+    }
+}

@@ -1,0 +1,136 @@
+//! Bearer tokens, scopes and rate limits against the real binary: tokens are configured as
+//! the SHA-256 that `mcp-gateway hash-token` prints, strangers are refused, each client
+//! reaches only its scopes, and a client over its rate gets 429 with Retry-After.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{send, Daemon, Response, BIN};
+
+fn hash_token(token: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("hash-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn clients(ops_token: &str, app_token: &str) -> String {
+    format!(
+        "[[security.clients]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nscopes = [\"*\"]\n\
+         [[security.clients]]\nname = \"app\"\ntoken_sha256 = \"{}\"\nscopes = [\"completions\"]\n\
+         requests_per_minute = 3\n",
+        hash_token(ops_token),
+        hash_token(app_token)
+    )
+}
+
+fn request(daemon: &Daemon, method: &str, path: &str, token: Option<&str>) -> Response {
+    let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    send(
+        &mut daemon.connect(),
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{authorization}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+}
+
+#[test]
+fn strangers_are_refused_and_clients_reach_only_their_scopes() {
+    let hash = hash_token("abc");
+    assert_eq!(
+        hash, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "hash-token prints the SHA-256 of its input line"
+    );
+    let mut daemon = Daemon::start(&clients("ops-token", "app-token"));
+    let config = std::fs::read_to_string(&daemon.config_path).unwrap();
+    assert!(
+        !config.contains("app-token"),
+        "the token itself is not in the file"
+    );
+
+    assert_eq!(
+        request(&daemon, "GET", "/health", None).status,
+        200,
+        "liveness stays open"
+    );
+    for path in ["/v1/models", "/metrics", "/v1/queue/status"] {
+        let refused = request(&daemon, "GET", path, None);
+        assert_eq!(refused.status, 401, "{path}");
+        assert_eq!(refused.error_code(), "unauthorized");
+        assert!(refused
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer"));
+    }
+    let mcp = request(&daemon, "POST", "/mcp", None);
+    assert_eq!(mcp.status, 401, "MCP needs a token too");
+    let wrong = request(&daemon, "GET", "/v1/models", Some("guessed"));
+    assert_eq!(
+        (wrong.status, wrong.error_code()),
+        (401, "invalid_token".into())
+    );
+
+    let forbidden = request(&daemon, "POST", "/v1/queue/sync", Some("app-token"));
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+    assert_eq!(forbidden.error_code(), "insufficient_scope");
+    assert!(forbidden
+        .header("www-authenticate")
+        .unwrap()
+        .contains("scope=\"admin\""));
+    assert_eq!(
+        request(&daemon, "POST", "/v1/queue/sync", Some("ops-token")).status,
+        200
+    );
+    assert_eq!(
+        request(&daemon, "GET", "/metrics", Some("ops-token")).status,
+        200
+    );
+
+    // app: 3 per minute; the 403 above was refused before it counted.
+    for n in 0..3 {
+        let ok = request(&daemon, "GET", "/v1/models", Some("app-token"));
+        assert_eq!(ok.status, 200, "request {n}: {}", ok.body);
+    }
+    let limited = request(&daemon, "GET", "/v1/models", Some("app-token"));
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.error_code(), "rate_limited");
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=20).contains(&retry), "Retry-After {retry}");
+    assert_eq!(
+        request(&daemon, "GET", "/v1/models", Some("ops-token")).status,
+        200,
+        "another client is not slowed down"
+    );
+
+    // Rotating a token is a reload, not a restart.
+    std::fs::write(
+        &daemon.config_path,
+        format!(
+            "[gateway]\nbind_address = \"{}\"\n{}",
+            daemon.addr,
+            clients("ops-token", "new-app-token")
+        ),
+    )
+    .unwrap();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    daemon.wait_for_log("security.clients", Duration::from_secs(10));
+    assert_eq!(
+        request(&daemon, "GET", "/v1/models", Some("app-token")).status,
+        401
+    );
+    assert_eq!(
+        request(&daemon, "GET", "/v1/models", Some("new-app-token")).status,
+        200
+    );
+}
