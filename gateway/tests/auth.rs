@@ -134,3 +134,103 @@ fn strangers_are_refused_and_clients_reach_only_their_scopes() {
         200
     );
 }
+
+/// A stateless (2026-07-28) MCP request with a bearer token; the JSON-RPC message answered.
+fn mcp_call(
+    daemon: &Daemon,
+    token: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    let mut params = params;
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "auth-test", "version": "1" }
+    });
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params })
+        .to_string();
+    let name = params["name"]
+        .as_str()
+        .map_or(String::new(), |n| format!("Mcp-Name: {n}\r\n"));
+    let raw = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = daemon.connect();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
+    text.lines()
+        .map(|l| l.strip_prefix("data:").unwrap_or(l).trim())
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v.is_object())
+        })
+        .unwrap_or_else(|| panic!("no JSON-RPC answer: {text}"))
+}
+
+#[test]
+fn a_client_limited_to_some_tools_sees_and_calls_only_those() {
+    let daemon = Daemon::start(&format!(
+        "{}{}[[security.clients]]\nname = \"sensor-reader\"\ntoken_sha256 = \"{}\"\n\
+         scopes = [\"mcp\"]\ntools = [\"device_*\"]\n",
+        common::fixture_device_section(),
+        clients("ops-token", "app-token"),
+        hash_token("reader-token")
+    ));
+    let names = |token: &str| -> Vec<String> {
+        mcp_call(&daemon, token, "tools/list", serde_json::json!({}))["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let limited = names("reader-token");
+    assert_eq!(limited, ["device_info", "device_sensors"], "only device_*");
+    assert!(
+        names("ops-token").contains(&"queue_status".to_owned()),
+        "ops sees everything"
+    );
+
+    let info = mcp_call(
+        &daemon,
+        "reader-token",
+        "tools/call",
+        serde_json::json!({ "name": "device_info", "arguments": {} }),
+    );
+    assert_eq!(
+        info["result"]["structuredContent"]["hostname"], "edge-pi-07",
+        "{info}"
+    );
+    let hidden = mcp_call(
+        &daemon,
+        "reader-token",
+        "tools/call",
+        serde_json::json!({ "name": "queue_status", "arguments": {} }),
+    );
+    assert_eq!(
+        hidden["error"]["code"], -32602,
+        "answered as an unknown tool: {hidden}"
+    );
+    let ops = mcp_call(
+        &daemon,
+        "ops-token",
+        "tools/call",
+        serde_json::json!({ "name": "queue_status", "arguments": {} }),
+    );
+    assert!(
+        ops["result"]["structuredContent"]["queued"].is_u64(),
+        "{ops}"
+    );
+    // The reader has no other scope.
+    assert_eq!(
+        request(&daemon, "GET", "/v1/models", Some("reader-token")).status,
+        403
+    );
+}

@@ -270,6 +270,10 @@ pub struct ClientConfig {
     pub scopes: Vec<String>,
     /// Requests per minute; 0 for no limit.
     pub requests_per_minute: u32,
+    /// MCP tools (as `tools/list` names them) this client sees and may call over `/mcp`; a
+    /// trailing `*` matches a prefix (`fleet_*`). Empty: all of them.
+    #[serde(deserialize_with = "string_vec")]
+    pub tools: Vec<String>,
 }
 
 /// The scopes a client can be given.

@@ -187,6 +187,15 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             0,
             1_000_000,
         );
+        if c.tools
+            .iter()
+            .any(|t| t.is_empty() || t[..t.len() - 1].contains('*'))
+        {
+            p.add(
+                key("tools"),
+                "tool names must not be empty; `*` may only end a name",
+            );
+        }
     }
     match (&s.tls_cert, &s.tls_key) {
         (Some(_), None) => p.add("security.tls_cert", "is set but security.tls_key is not"),

@@ -289,6 +289,31 @@ fn page<T: Clone>(
     Ok((items[start..end].to_vec(), next))
 }
 
+/// The MCP tools an authenticated HTTP client may see and call (`[[security.clients]] tools`),
+/// put on the request by the HTTP layer. Absent: every tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedTools(pub Vec<String>);
+
+impl AllowedTools {
+    pub fn permits(&self, name: &str) -> bool {
+        self.0
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => pattern == name,
+            })
+    }
+}
+
+/// The client's tool list, from the HTTP request this MCP request came in (rmcp keeps its
+/// parts in the context's extensions).
+fn allowed_tools(cx: &RequestContext<RoleServer>) -> Option<&AllowedTools> {
+    cx.extensions
+        .get::<http::request::Parts>()?
+        .extensions
+        .get::<AllowedTools>()
+}
+
 fn not_found(kind: &str, name: &str) -> McpError {
     McpError::invalid_params(format!("unknown {kind} \"{name}\""), None)
 }
@@ -321,9 +346,21 @@ impl ServerHandler for McpGateway {
     async fn list_tools(
         &self,
         request: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        paginated!(ListToolsResult, &self.catalog().tools, request)
+        let catalog = self.catalog();
+        match allowed_tools(&cx) {
+            None => paginated!(ListToolsResult, &catalog.tools, request),
+            Some(allowed) => {
+                let visible: Vec<_> = catalog
+                    .tools
+                    .iter()
+                    .filter(|t| allowed.permits(&t.name))
+                    .cloned()
+                    .collect();
+                paginated!(ListToolsResult, &visible, request)
+            }
+        }
     }
 
     async fn call_tool(
@@ -332,8 +369,10 @@ impl ServerHandler for McpGateway {
         cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let catalog = self.catalog();
+        // A tool outside the client's list is answered as if it did not exist.
         let route = catalog
             .tool(&request.name)
+            .filter(|_| allowed_tools(&cx).is_none_or(|a| a.permits(&request.name)))
             .ok_or_else(|| not_found("tool", &request.name))?;
         let Some(upstream) = self.upstream(route.owner) else {
             let arguments = request.arguments.as_ref();

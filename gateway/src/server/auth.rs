@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::response::ApiError;
 use crate::config::ClientConfig;
+use crate::mcp::AllowedTools;
 
 /// What a route needs, as `[[security.clients]] scopes` names it; `None`: open to all.
 pub(super) type Scope = Option<&'static str>;
@@ -32,6 +33,14 @@ struct Client {
     digest: [u8; 32],
     scopes: Vec<String>,
     per_minute: u32,
+    tools: Vec<String>,
+}
+
+/// An identified client: its name, and the MCP tools it is limited to (if it is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Admitted {
+    pub name: String,
+    pub tools: Option<AllowedTools>,
 }
 
 /// A token bucket: up to a minute's worth of requests, refilled continuously.
@@ -58,6 +67,7 @@ impl Clients {
                 digest: decode_hex(&c.token_sha256),
                 scopes: c.scopes.clone(),
                 per_minute: c.requests_per_minute,
+                tools: c.tools.clone(),
             })
             .collect();
         Self {
@@ -72,7 +82,7 @@ impl Clients {
         &self,
         headers: &HeaderMap,
         scope: Scope,
-    ) -> Result<Option<String>, Refusal> {
+    ) -> Result<Option<Admitted>, Refusal> {
         let Some(scope) = scope.filter(|_| !self.clients.is_empty()) else {
             return Ok(None);
         };
@@ -145,7 +155,10 @@ impl Clients {
                 vec![(header::RETRY_AFTER, HeaderValue::from(seconds))],
             ));
         }
-        Ok(Some(client.name.clone()))
+        Ok(Some(Admitted {
+            name: client.name.clone(),
+            tools: (!client.tools.is_empty()).then(|| AllowedTools(client.tools.clone())),
+        }))
     }
 
     /// Takes one request from the client's bucket; the wait until one is available if empty.
@@ -199,6 +212,7 @@ mod tests {
             token_sha256: hash_token("s3cret"),
             scopes: vec!["completions".into()],
             requests_per_minute: per_minute,
+            tools: Vec::new(),
         }])
     }
 
@@ -211,7 +225,7 @@ mod tests {
         headers
     }
 
-    fn status(answer: Result<Option<String>, Refusal>) -> u16 {
+    fn status(answer: Result<Option<Admitted>, Refusal>) -> u16 {
         answer.map_or_else(|(e, _)| e.status.as_u16(), |_| 200)
     }
 
@@ -219,7 +233,9 @@ mod tests {
     fn tokens_scopes_and_rates() {
         let c = clients(2);
         assert_eq!(
-            c.admit(&bearer("s3cret"), Some("completions")).unwrap(),
+            c.admit(&bearer("s3cret"), Some("completions"))
+                .unwrap()
+                .map(|a| a.name),
             Some("fleet".into())
         );
         assert_eq!(status(c.admit(&HeaderMap::new(), Some("completions"))), 401);

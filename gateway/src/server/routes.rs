@@ -103,10 +103,19 @@ async fn respond(
     if let Err(e) = live.allowed_hosts.check(request.uri(), request.headers()) {
         return e.into_response();
     }
-    if let Err((error, headers)) = live.clients.admit(request.headers(), route.scope()) {
-        let mut response = error.into_response();
-        response.headers_mut().extend(headers);
-        return response;
+    let mut request = request;
+    match live.clients.admit(request.headers(), route.scope()) {
+        Ok(Some(admitted)) => {
+            if let Some(tools) = admitted.tools {
+                request.extensions_mut().insert(tools);
+            }
+        }
+        Ok(None) => {}
+        Err((error, headers)) => {
+            let mut response = error.into_response();
+            response.headers_mut().extend(headers);
+            return response;
+        }
     }
     if route == Route::Mcp {
         return mcp(shared, live, request, deadline).await;
