@@ -6,7 +6,8 @@
 #   drain    entries delivered per second by one forced sync once the cloud is back, for
 #            sync_strategy = one_by_one (the baseline) and batched (16 in flight);
 #   ratio    raw / stored bytes of the queued requests (zstd level 3).
-# Each round starts a fresh gateway, queue file and OpenAI stub per strategy.
+# Each round starts, per strategy, a fresh gateway, queue file and cloud peer
+# (gateway/examples/openai_fixed_answer.rs).
 #
 #   bash gateway/bench/offline-queue.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 #
@@ -19,7 +20,7 @@ connections=${3:-8}
 
 ensure_apt_packages wrk jq curl
 step "building release binaries"
-cargo build --release --locked --bin mcp-gateway --example openai_stub >&2
+cargo build --release --locked --bin mcp-gateway --example openai_fixed_answer >&2
 
 # A realistic deferred request: a device asking the cloud about a reading (338 bytes).
 body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are the maintenance assistant of an edge device in a water pumping station."},{"role":"user","content":"Pump 7: vibration 4.7 mm/s, temperature 47.3 C, pressure 3.2 bar, running 1724 h since service. Is maintenance due?"}],"max_tokens":256,"temperature":0.2,"defer":true}'
@@ -38,14 +39,14 @@ declare -A enqueue plain drain
 ratios=()
 for round in $(seq "$rounds"); do
     for strategy in one_by_one batched; do
-        start stub ./target/release/examples/openai_stub 127.0.0.1:0 --down
+        start cloud ./target/release/examples/openai_fixed_answer 127.0.0.1:0 --down
         config="$bench_tmp/$round-$strategy.toml"
         cat >"$config" <<EOF
 [gateway]
 bind_address = "127.0.0.1:0"
 max_connections = 256
 [models]
-cloud_endpoint = "http://$stub_addr/v1"
+cloud_endpoint = "http://$cloud_addr/v1"
 cloud_retries = 0
 circuit_breaker_failures = 1
 circuit_breaker_cooldown_ms = 100
@@ -67,15 +68,15 @@ EOF
         status=$(curl -fsS "http://$gateway_addr/v1/queue/status")
         queued=$(jq .queued <<<"$status")
         ratios+=("$(jq '.raw_bytes / .bytes' <<<"$status")")
-        kill -USR1 "$stub_pid"
+        kill -USR1 "$cloud_pid"
         sleep 0.3 # the breaker's cooldown
         started=$(date +%s.%N)
         until [ "$(curl -fsS -X POST "http://$gateway_addr/v1/queue/sync" | jq .remaining)" = 0 ]; do :; done
         ended=$(date +%s.%N)
         drain[$strategy]+=" $(awk -v n="$queued" -v a="$started" -v b="$ended" 'BEGIN { printf "%.0f", n / (b - a) }')"
         echo "round $round $strategy: $queued queued" >&2
-        kill "$gateway_pid" "$stub_pid"
-        wait "$gateway_pid" "$stub_pid" 2>/dev/null || true
+        kill "$gateway_pid" "$cloud_pid"
+        wait "$gateway_pid" "$cloud_pid" 2>/dev/null || true
     done
 done
 

@@ -652,18 +652,7 @@ fn the_queue_answers_as_mcp_tools() {
         for tool in ["queue_status", "sync_offline_queue", "queue_entry"] {
             assert!(names.contains(&tool), "{tool} missing from {names:?}");
         }
-        let call = |name: &'static str, arguments: Value| {
-            let client = &client;
-            async move {
-                let mut params = CallToolRequestParams::new(name);
-                if let Value::Object(map) = arguments {
-                    params = params.with_arguments(map);
-                }
-                let result = client.call_tool(params).await.unwrap();
-                assert_ne!(result.is_error, Some(true), "{name}: {result:?}");
-                result.structured_content.unwrap()
-            }
-        };
+        let call = |name: &'static str, arguments: Value| call_tool(&client, name, arguments);
         // The cloud is still down: the entry waits.
         assert_eq!(call("queue_status", json!({})).await["queued"], 1);
         cloud.set_script(|_, _| Reply::Text(vec!["answered".into()]));
@@ -689,6 +678,21 @@ fn the_queue_answers_as_mcp_tools() {
     });
 }
 
+/// Calls an MCP tool that must succeed and returns its structured content.
+async fn call_tool(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    name: &'static str,
+    arguments: Value,
+) -> Value {
+    let mut params = rmcp::model::CallToolRequestParams::new(name);
+    if let Value::Object(map) = arguments {
+        params = params.with_arguments(map);
+    }
+    let result = client.call_tool(params).await.unwrap();
+    assert_ne!(result.is_error, Some(true), "{name}: {result:?}");
+    result.structured_content.unwrap()
+}
+
 /// A free loopback port, for a server that must come back on the same address.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -703,7 +707,6 @@ fn free_port() -> u16 {
 /// sync delivers the call and keeps the upstream's answer.
 #[test]
 fn a_call_to_an_unreachable_deferrable_upstream_is_queued_and_delivered_later() {
-    use rmcp::model::CallToolRequestParams;
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::ServiceExt;
 
@@ -736,18 +739,7 @@ fn a_call_to_an_unreachable_deferrable_upstream_is_queued_and_delivered_later() 
             assert!(Instant::now() < deadline, "the upstream never joined");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let call = |name: &'static str, arguments: Value| {
-            let client = &client;
-            async move {
-                let mut params = CallToolRequestParams::new(name);
-                if let Value::Object(map) = arguments {
-                    params = params.with_arguments(map);
-                }
-                let result = client.call_tool(params).await.unwrap();
-                assert_ne!(result.is_error, Some(true), "{name}: {result:?}");
-                result.structured_content.unwrap()
-            }
-        };
+        let call = |name: &'static str, arguments: Value| call_tool(&client, name, arguments);
         let live = call("back_device_info", json!({})).await;
         assert_eq!(live["hostname"], "edge-pi-07", "{live}");
 

@@ -1,8 +1,9 @@
-//! An OpenAI-compatible chat endpoint for benchmarks: answers every request at once with a
-//! short streamed completion, or with 503 while it is "down". It starts down when given
-//! `--down`; SIGUSR1 toggles it. Logs `listening address=IP:PORT` on stderr.
+//! The cloud peer of the offline-queue benchmark: an OpenAI-compatible chat endpoint that
+//! answers every request at once with the same short streamed completion (no model can run
+//! here, and the benchmark measures the gateway, not a model), or with 503 while it is down.
+//! It starts down with `--down`; SIGUSR1 toggles it. Logs `listening address=IP:PORT`.
 //!
-//!     openai_stub [ADDR] [--down]
+//!     openai_fixed_answer [ADDR] [--down]
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,9 +16,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
 const ANSWER: &str = concat!(
-    "data: {\"id\":\"stub\",\"object\":\"chat.completion.chunk\",\"model\":\"stub\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Maintenance is due in 40 hours.\"},\"finish_reason\":null}]}\n\n",
-    "data: {\"id\":\"stub\",\"object\":\"chat.completion.chunk\",\"model\":\"stub\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
-    "data: {\"id\":\"stub\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":60,\"completion_tokens\":9,\"total_tokens\":69}}\n\n",
+    "data: {\"id\":\"bench\",\"object\":\"chat.completion.chunk\",\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Maintenance is due in 40 hours.\"},\"finish_reason\":null}]}\n\n",
+    "data: {\"id\":\"bench\",\"object\":\"chat.completion.chunk\",\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+    "data: {\"id\":\"bench\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":60,\"completion_tokens\":9,\"total_tokens\":69}}\n\n",
     "data: [DONE]\n\n"
 );
 
