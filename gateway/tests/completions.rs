@@ -171,7 +171,10 @@ fn max_tokens_and_stop_sequences_end_the_answer() {
 
 #[test]
 fn the_next_turn_of_a_conversation_reuses_the_cached_prompt() {
-    let daemon = Daemon::start(&local_model(""));
+    let mut daemon = Daemon::start(&local_model(""));
+    // The model keeps one prompt in its cache; the start-up warm-up must not run between the
+    // two turns and take it.
+    daemon.wait_for_log("local model warmed up", Duration::from_secs(60));
     let mut messages = ask("Name three colors.").as_array().unwrap().clone();
     let first = post_json(
         daemon.addr,
