@@ -44,6 +44,12 @@ ensure_apt_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# ensure_build_deps: what compiling the gateway needs besides Rust: libtss2 (TPM 2.0, through
+# tss-esapi) and pkg-config to find it.
+ensure_build_deps() {
+    ensure_apt_packages libtss2-dev pkg-config
+}
+
 # ensure_test_tools: the Python and Node tools the tests drive the gateway with, installed
 # under .cache/test-tools (a venv with the official MCP Python SDK and Node 24 from PyPI) and
 # gateway/tests/node/node_modules (the conformance suite, the reference everything server).
@@ -55,8 +61,9 @@ ensure_test_tools() {
     local node_project="$repo_root/gateway/tests/node"
     mkdir -p "$tools"
 
-    # systemd-analyze checks the unit files.
-    ensure_apt_packages systemd
+    # systemd-analyze checks the unit files; swtpm is the TPM the TPM tests run against and
+    # tpm2-tools check the gateway's quotes independently.
+    ensure_apt_packages systemd swtpm swtpm-tools tpm2-tools
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
         ensure_apt_packages python3 python3-venv
     fi

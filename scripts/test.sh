@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$repo_root"
 
 require_cargo
+ensure_build_deps
 ensure_rust_components rustfmt clippy
 ensure_test_tools
 

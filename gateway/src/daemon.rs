@@ -18,15 +18,11 @@ pub const EXIT_FAILURE: u8 = 1;
 
 /// Features whose configuration is parsed and validated but which this build does not run yet,
 /// as `(feature, section)`. The gateway names them at start-up instead of pretending.
-pub const INACTIVE_FEATURES: &[(&str, &str)] = &[
-    ("TPM attestation", "[security] use_tpm"),
-    ("power governor", "[power]"),
-];
+pub const INACTIVE_FEATURES: &[(&str, &str)] = &[("power governor", "[power]")];
 
 /// Settings this build cannot honour and must not ignore, because ignoring them would weaken
-/// security: client certificates towards upstreams, attestation that is required but absent.
+/// security: client certificates towards upstreams.
 pub fn unsupported(config: &Config) -> Vec<Invalid> {
-    let s = &config.security;
     let mut problems = Vec::new();
     for (i, upstream) in config.upstreams.iter().enumerate() {
         if upstream.tls_client_cert.is_some() {
@@ -36,12 +32,6 @@ pub fn unsupported(config: &Config) -> Vec<Invalid> {
                     .into(),
             });
         }
-    }
-    if s.attestation_required {
-        problems.push(Invalid {
-            key: "security.attestation_required".into(),
-            message: "TPM attestation is not available in this build; the gateway cannot meet this requirement".into(),
-        });
     }
     problems
 }
@@ -150,6 +140,7 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
 
     // Still one thread: the model's thread count is read from the environment once.
     crate::inference::set_threads(config.models.threads);
+    crate::tpm::quiet_library_logs();
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -162,7 +153,8 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Err(
             e @ (crate::GatewayError::LocalModel(_)
             | crate::GatewayError::Config(_)
-            | crate::GatewayError::Tls(_)),
+            | crate::GatewayError::Tls(_)
+            | crate::GatewayError::Tpm(_)),
         ) => {
             error!("{e}");
             ExitCode::from(EXIT_CONFIG)

@@ -18,6 +18,7 @@ pub mod router;
 pub mod server;
 pub mod systemd;
 pub mod telemetry;
+pub mod tpm;
 
 pub use config::Config;
 pub use server::{Gateway, GatewayError, GatewayHandle, ReloadReport};

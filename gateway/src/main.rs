@@ -35,6 +35,27 @@ enum Command {
     },
     /// Read a client's bearer token from stdin and print the `token_sha256` to configure.
     HashToken,
+    /// TPM attestation, the verifier's side.
+    #[command(subcommand)]
+    Attest(Attest),
+}
+
+#[derive(Debug, Subcommand)]
+enum Attest {
+    /// Check evidence from GET /v1/attestation (or the attest_device tool): signature, nonce,
+    /// PCR digest, event log replay. Exit 0 accepted, 1 rejected, 2 unreadable input.
+    Verify {
+        /// The evidence (JSON); `-` for standard input.
+        #[arg(value_name = "EVIDENCE")]
+        evidence: PathBuf,
+        /// The nonce the evidence was requested with (hex).
+        #[arg(long)]
+        nonce: String,
+        /// The device's attestation key (PEM) recorded at enrolment; without it any TPM's
+        /// key is accepted.
+        #[arg(long, value_name = "PEM")]
+        ak: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,5 +64,10 @@ fn main() -> ExitCode {
         Command::Stdio { config } => daemon::stdio(config),
         Command::CheckConfig { file } => daemon::check_config(&file),
         Command::HashToken => daemon::hash_token(),
+        Command::Attest(Attest::Verify {
+            evidence,
+            nonce,
+            ak,
+        }) => mcp_edge_gateway::tpm::cli::verify_command(&evidence, &nonce, ak.as_deref()),
     }
 }

@@ -170,7 +170,7 @@ fn client_tokens_are_digests_and_scopes_are_known() {
         lines,
         [
             "edge.toml:3:16: security.clients[0].token_sha256: must be 64 hex digits: the SHA-256 of the token (mcp-gateway hash-token)",
-            "edge.toml:4:10: security.clients[0].scopes: unknown scope \"everything\"; known: completions, mcp, queue, admin, metrics, *",
+            "edge.toml:4:10: security.clients[0].scopes: unknown scope \"everything\"; known: completions, mcp, queue, admin, metrics, attestation, *",
         ]
     );
 }
@@ -182,17 +182,20 @@ fn syntax_errors_have_a_position() {
 }
 
 #[test]
-fn settings_this_build_cannot_honour_are_refused_not_ignored() {
-    let text = "[security]\nuse_tpm = true\nattestation_required = true\n";
-    let (code, _, stderr) = check_config(text, &[]);
-    assert_eq!(code, Some(78));
-    assert!(
-        stderr.contains(
-            "FILE:3:24: security.attestation_required: TPM attestation is not available in this build"
-        ),
-        "{stderr}"
+fn the_application_pcr_is_one_the_operating_system_may_extend() {
+    assert_eq!(
+        problem("[security]\ntpm_pcr = 7\n"),
+        "edge.toml:2:11: security.tpm_pcr: must be 8 to 16 or 23: PCRs 0-7 belong to the firmware, \
+         and 17-22 cannot be extended from the operating system"
     );
+    assert_eq!(
+        problem("[security]\nattestation_required = true\n"),
+        "edge.toml:2:24: security.attestation_required: needs security.use_tpm = true"
+    );
+}
 
+#[test]
+fn settings_this_build_cannot_honour_are_refused_not_ignored() {
     let text = "[[upstreams]]\nname = \"fleet\"\nurl = \"https://fleet.example.net/mcp\"\ntls_client_cert = \"/etc/mcp/c.pem\"\ntls_client_key = \"/etc/mcp/k.pem\"\n";
     let (code, _, stderr) = check_config(text, &[]);
     assert_eq!(code, Some(78));

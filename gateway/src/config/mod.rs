@@ -241,8 +241,13 @@ pub struct SecurityConfig {
     /// TCTI string: `device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`, ...
     #[serde(deserialize_with = "string")]
     pub tpm_device: String,
-    /// Refuse to serve until the TPM has produced a quote.
+    /// Refuse to start without a working TPM (otherwise: software mode with a warning).
     pub attestation_required: bool,
+    /// The PCR the gateway measures its binary and configuration into (8–16 or 23).
+    pub tpm_pcr: u8,
+    /// The firmware's TCG2 event log, sent with each quote when the file exists.
+    #[serde(deserialize_with = "path")]
+    pub firmware_event_log: PathBuf,
     #[serde(deserialize_with = "opt_path")]
     pub tls_cert: Option<PathBuf>,
     #[serde(deserialize_with = "opt_path")]
@@ -277,7 +282,15 @@ pub struct ClientConfig {
 }
 
 /// The scopes a client can be given.
-pub const SCOPES: [&str; 6] = ["completions", "mcp", "queue", "admin", "metrics", "*"];
+pub const SCOPES: [&str; 7] = [
+    "completions",
+    "mcp",
+    "queue",
+    "admin",
+    "metrics",
+    "attestation",
+    "*",
+];
 
 impl Default for SecurityConfig {
     fn default() -> Self {
@@ -285,6 +298,8 @@ impl Default for SecurityConfig {
             use_tpm: false,
             tpm_device: "device:/dev/tpmrm0".into(),
             attestation_required: false,
+            tpm_pcr: 23,
+            firmware_event_log: "/sys/kernel/security/tpm0/binary_bios_measurements".into(),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,

@@ -152,6 +152,12 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             "must name a TCTI, for example \"device:/dev/tpmrm0\"",
         );
     }
+    if !(8..=16).contains(&s.tpm_pcr) && s.tpm_pcr != 23 {
+        p.add(
+            "security.tpm_pcr",
+            "must be 8 to 16 or 23: PCRs 0-7 belong to the firmware, and 17-22 cannot be extended from the operating system",
+        );
+    }
     for (i, c) in s.clients.iter().enumerate() {
         let key = |k: &str| format!("security.clients[{i}].{k}");
         if c.name.is_empty() {

@@ -24,6 +24,8 @@ pub struct DeviceContext {
     pub metrics: Arc<Metrics>,
     /// The offline queue behind the `queue_*` tools (none in stdio mode).
     pub queue: Option<crate::queue::OfflineQueue>,
+    /// The TPM behind the `attest_device` tool (none in stdio mode).
+    pub attestation: Option<Arc<crate::tpm::Attestation>>,
 }
 
 const DEVICE_INFO: &str = "device_info";

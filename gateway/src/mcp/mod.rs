@@ -13,6 +13,7 @@
 // them for 2026-07-28, and rmcp marks them deprecated. The gateway serves both revisions.
 #![allow(deprecated)]
 
+mod attest_tool;
 pub mod builtin;
 pub mod catalog;
 mod deferred;
@@ -100,6 +101,9 @@ impl McpGateway {
         if device.queue.is_some() {
             builtin.tools.extend(queue_tools::tools());
         }
+        if device.attestation.is_some() {
+            builtin.tools.push(attest_tool::tool());
+        }
         if let Some(model) = &local {
             builtin.tools.push(generate::tool(model));
             builtin.prompts.push(generate::prompt(model));
@@ -135,6 +139,7 @@ impl McpGateway {
             metrics: Arc::new(crate::telemetry::Metrics::new()),
             config: Arc::new(RwLock::new(config.clone())),
             queue: None,
+            attestation: None,
         };
         Self::new(
             device,
@@ -237,6 +242,9 @@ impl McpGateway {
     ) -> Option<rmcp::model::CallToolResult> {
         if let (generate::GENERATE, Some(model)) = (name, &self.inner.local) {
             return Some(generate::call(model, arguments, cancel).await);
+        }
+        if let (attest_tool::ATTEST, Some(attestation)) = (name, &self.inner.device.attestation) {
+            return Some(attest_tool::call(attestation, arguments).await);
         }
         if let Some(queue) = &self.inner.device.queue {
             if let Some(result) = queue_tools::call(queue, name, arguments).await {

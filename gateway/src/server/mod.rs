@@ -1,6 +1,7 @@
 //! The HTTP side of the gateway: listener, connection limit, HTTP/1.1 and HTTP/2 on hyper,
 //! graceful drain, and live reload of the settings that can change without a restart.
 
+mod attestation;
 mod auth;
 mod host;
 mod queue;
@@ -38,6 +39,7 @@ use crate::queue::OfflineQueue;
 use crate::router::{Completions, PolicyRouter, ToolHost};
 use crate::systemd;
 use crate::telemetry::Metrics;
+use crate::tpm::Attestation;
 
 use host::AllowedHosts;
 
@@ -82,6 +84,9 @@ pub enum GatewayError {
     /// The TLS certificate, key or client CA cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// `attestation_required` is set and the TPM cannot be used.
+    #[error("{0} (security.attestation_required = true: the gateway does not start without a working TPM)")]
+    Tpm(#[from] crate::tpm::TpmError),
     /// The offline queue's database cannot be opened.
     #[error("{0} (offline.persistence_path)")]
     Queue(#[from] crate::queue::StoreError),
@@ -122,6 +127,8 @@ struct Shared {
     completions: Completions,
     /// Requests waiting for the link, and their sync.
     queue: OfflineQueue,
+    /// Quotes for `/v1/attestation` (or why there are none).
+    attestation: Arc<Attestation>,
     /// `/mcp`; its token ends open SSE streams at shutdown so that the drain can finish.
     mcp_http: mcp::transport::HttpService,
     mcp_streams: CancellationToken,
@@ -178,12 +185,22 @@ impl Gateway {
         let health = Arc::new(Health::default());
         let metrics = Arc::new(Metrics::new());
         let queue = OfflineQueue::open(&config, Arc::clone(&metrics))?;
+        let state_dir = crate::config::default_state_dir();
+        let attestation = Arc::new(Attestation::start(&config, &state_dir)?);
+        health.set(
+            "attestation",
+            true,
+            attestation
+                .unavailable_reason()
+                .map_or("TPM in use".into(), |r| format!("unavailable: {r}")),
+        );
         let device = DeviceContext {
             root: SystemRoot::new(&config.device.system_root),
-            state_dir: crate::config::default_state_dir(),
+            state_dir,
             config: Arc::new(RwLock::new(config.clone())),
             metrics: Arc::clone(&metrics),
             queue: Some(queue.clone()),
+            attestation: Some(Arc::clone(&attestation)),
         };
         let config = Arc::clone(&device.config);
         let upstreams = config
@@ -206,6 +223,7 @@ impl Gateway {
             mcp,
             completions,
             queue,
+            attestation,
             mcp_http,
             mcp_streams,
             started: Instant::now(),

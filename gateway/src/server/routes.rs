@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::response::{json_response, with_type, ApiError, Body};
-use super::{auth, queue, v1, LiveSettings, Shared};
+use super::{attestation, auth, queue, v1, LiveSettings, Shared};
 use crate::telemetry;
 
 /// The routes the gateway knows, as they appear in metric labels.
@@ -26,6 +26,7 @@ enum Route {
     QueueStatus,
     QueueSync,
     QueueEntry,
+    Attestation,
     Unknown,
 }
 
@@ -40,6 +41,7 @@ impl Route {
             "/v1/models" => Route::Models,
             "/v1/queue/status" => Route::QueueStatus,
             "/v1/queue/sync" => Route::QueueSync,
+            "/v1/attestation" => Route::Attestation,
             p if entry_id(p).is_some() => Route::QueueEntry,
             _ => Route::Unknown,
         }
@@ -54,6 +56,7 @@ impl Route {
             Route::ChatCompletions | Route::McpCompletions | Route::Models => Some("completions"),
             Route::QueueStatus | Route::QueueEntry => Some("queue"),
             Route::QueueSync => Some("admin"),
+            Route::Attestation => Some("attestation"),
         }
     }
 
@@ -68,6 +71,7 @@ impl Route {
             Route::QueueStatus => "/v1/queue/status",
             Route::QueueSync => "/v1/queue/sync",
             Route::QueueEntry => "/v1/queue/{id}",
+            Route::Attestation => "/v1/attestation",
             Route::Unknown => "other",
         }
     }
@@ -139,6 +143,9 @@ async fn respond(
                 let id = entry_id(parts.uri.path()).unwrap_or_default();
                 queue::entry(&shared.queue, id).await
             }
+            (Route::Attestation, &Method::GET) => {
+                attestation::attestation(&shared.attestation, parts.uri.query()).await
+            }
             _ => route_request(shared, live, route, &parts.method),
         },
         Ok(Err(e)) => e.into_response(),
@@ -183,13 +190,16 @@ fn route_request(
         }
         (Route::Models, &Method::GET | &Method::HEAD) => v1::models(shared),
         (Route::Health | Route::Metrics | Route::Models, _) => not_allowed(method, "GET, HEAD"),
-        (Route::QueueStatus | Route::QueueEntry, _) => not_allowed(method, "GET"),
+        (Route::QueueStatus | Route::QueueEntry | Route::Attestation, _) => {
+            not_allowed(method, "GET")
+        }
         (Route::ChatCompletions | Route::McpCompletions | Route::QueueSync, _) => {
             not_allowed(method, "POST")
         }
         (Route::Mcp, _) | (Route::Unknown, _) => not_found(
             "no such route; the gateway serves /mcp, /v1/chat/completions, /v1/mcp/completions, \
-             /v1/models, /v1/queue/status, /v1/queue/sync, /v1/queue/{id}, /health and /metrics",
+             /v1/models, /v1/queue/status, /v1/queue/sync, /v1/queue/{id}, /v1/attestation, \
+             /health and /metrics",
         ),
     }
 }
