@@ -7,6 +7,7 @@ root=$1 repo=$2 root_partuuid=$3
 install -D -m 0755 "$repo/target/release/mcp-gateway" "$root/usr/bin/mcp-gateway"
 install -D -m 0644 "$repo/systemd/mcp-gateway.service" "$root/usr/lib/systemd/system/mcp-gateway.service"
 install -D -m 0644 "$repo/systemd/mcp-gateway.socket" "$root/usr/lib/systemd/system/mcp-gateway.socket"
+install -D -m 0644 "$repo/systemd/mcp-gateway-tpm.conf" "$root/usr/lib/systemd/system/mcp-gateway.service.d/tpm.conf"
 cp -a --no-preserve=ownership "$repo/rootfs-overlay/." "$root/"
 
 echo mcp-edge >"$root/etc/hostname"

@@ -170,7 +170,14 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
 /// spawns the gateway. Logs go to stderr; the process exits when the host closes stdin.
 pub fn stdio(config_path: Option<PathBuf>) -> ExitCode {
     logging::init();
-    let (config, runtime) = match load_or_exit(config_path.as_deref()).and_then(|c| {
+    let loaded = load_or_exit(config_path.as_deref()).and_then(|mut config| {
+        crate::tpm::unseal_secrets(&mut config, None).map_err(|e| {
+            error!("{e}");
+            ExitCode::from(EXIT_CONFIG)
+        })?;
+        Ok(config)
+    });
+    let (config, runtime) = match loaded.and_then(|c| {
         // Before the runtime's threads: the model's thread count is read once.
         crate::inference::set_threads(c.models.threads);
         Ok((c, runtime()?))
@@ -249,7 +256,15 @@ fn reload(handle: &GatewayHandle, path: Option<&Path>) {
         return;
     };
     systemd::notify_reloading();
-    match load(Some(path)) {
+    let loaded = load(Some(path))
+        .map_err(|e| e.to_string())
+        .and_then(|mut config| {
+            handle
+                .unseal_secrets(&mut config)
+                .map_err(|e| e.to_string())?;
+            Ok(config)
+        });
+    match loaded {
         Ok(config) => {
             let report = handle.reload(config);
             info!(

@@ -38,6 +38,26 @@ enum Command {
     /// TPM attestation, the verifier's side.
     #[command(subcommand)]
     Attest(Attest),
+    /// Secrets sealed to this device's TPM.
+    #[command(subcommand)]
+    Secret(Secret),
+}
+
+#[derive(Debug, Subcommand)]
+enum Secret {
+    /// Seal the first line of standard input to the current PCR values and write
+    /// `security.sealed_dir/NAME.json`; configure it as `{ sealed = "NAME" }`.
+    Seal {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// PCRs (SHA-256 bank) whose values must be unchanged to unseal: by default the
+        /// firmware, boot loader and kernel code, the Secure Boot state, and the gateway.
+        #[arg(long, default_value = "0,2,4,7,23")]
+        pcrs: String,
+        /// Configuration file naming the TPM and `sealed_dir`.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,5 +89,8 @@ fn main() -> ExitCode {
             nonce,
             ak,
         }) => mcp_edge_gateway::tpm::cli::verify_command(&evidence, &nonce, ak.as_deref()),
+        Command::Secret(Secret::Seal { name, pcrs, config }) => {
+            mcp_edge_gateway::tpm::cli::seal_command(&name, &pcrs, config.as_deref())
+        }
     }
 }

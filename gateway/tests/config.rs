@@ -324,3 +324,20 @@ fn library_serves_what_the_builder_made() {
         served.await.unwrap().unwrap();
     });
 }
+
+#[test]
+fn sealed_secrets_need_the_tpm_and_a_plain_name() {
+    assert_eq!(
+        problem("[models]\ncloud_endpoint = \"https://x\"\ncloud_api_key = { sealed = \"key\" }\n"),
+        "edge.toml:3:17: models.cloud_api_key: is a sealed secret, which needs security.use_tpm = true"
+    );
+    let tpm = "[security]\nuse_tpm = true\n";
+    assert_eq!(
+        problem(&format!("{tpm}[models]\ncloud_api_key = {{ sealed = \"../key\" }}\n")),
+        "edge.toml:4:17: models.cloud_api_key: sealed secret name \"../key\": use letters, digits, '-' and '_'"
+    );
+    assert_eq!(
+        problem(&format!("{tpm}[[upstreams]]\nname = \"u\"\nurl = \"http://x/mcp\"\nheaders = {{ X-Key = {{ file = \"k\" }} }}\n")),
+        "edge.toml:6:21: upstreams[0].headers.X-Key: unknown key `file`: a secret is a string, or { sealed = \"name\" }"
+    );
+}

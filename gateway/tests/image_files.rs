@@ -24,7 +24,8 @@ fn systemd_analyze() -> Command {
     Command::new(path)
 }
 
-/// The units with `ExecStart` pointing at the binary under test, in a temporary directory.
+/// The units with `ExecStart` pointing at the binary under test, and the TPM drop-in where
+/// images install it (`mcp-gateway.service.d/`), in a temporary directory.
 fn units_for_this_build() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let service = std::fs::read_to_string(repo().join("systemd/mcp-gateway.service")).unwrap();
@@ -33,6 +34,13 @@ fn units_for_this_build() -> (tempfile::TempDir, PathBuf, PathBuf) {
     std::fs::write(&service_path, service).unwrap();
     let socket_path = dir.path().join("mcp-gateway.socket");
     std::fs::copy(repo().join("systemd/mcp-gateway.socket"), &socket_path).unwrap();
+    let drop_ins = dir.path().join("mcp-gateway.service.d");
+    std::fs::create_dir(&drop_ins).unwrap();
+    std::fs::copy(
+        repo().join("systemd/mcp-gateway-tpm.conf"),
+        drop_ins.join("tpm.conf"),
+    )
+    .unwrap();
     (dir, service_path, socket_path)
 }
 

@@ -447,3 +447,137 @@ fn without_a_tpm_attestation_is_unavailable_or_start_up_is_refused() {
         "{stderr}"
     );
 }
+
+/// `mcp-gateway secret seal NAME` with the secret on stdin: (exit code, stdout, stderr).
+fn seal(config: &Path, name: &str, pcrs: &str, secret: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(["secret", "seal", name, "--pcrs", pcrs, "--config"])
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{secret}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A cloud API key sealed to PCRs 7 and 23 is unsealed by the gateway at start and sent to the
+/// cloud; the file holds no trace of it. After PCR 7 changes (as a changed Secure Boot state
+/// would change it) the gateway refuses to start and names PCR 7; on another TPM the sealed
+/// file is useless.
+#[test]
+fn a_sealed_secret_unseals_before_and_fails_after_a_pcr_change() {
+    use common::cloud::{CloudServer, Reply};
+
+    let swtpm = Swtpm::start();
+    let state = tempfile::tempdir().unwrap();
+    let cloud = CloudServer::start(|_, _| Reply::Text(vec!["sealed hello".into()]));
+    let sealed_dir = state.path().join("sealed");
+    let extra = format!(
+        "sealed_dir = \"{}\"\n[models]\ncloud_endpoint = \"{}\"\ncloud_api_key = {{ sealed = \"cloud-api-key\" }}\n",
+        sealed_dir.display(),
+        cloud.endpoint()
+    );
+    // The operator's workflow on the device: the gateway starts, measures itself and stops for
+    // want of the secret; the secret is sealed in that state; the gateway starts again.
+    let (_dir, config) = common::config_file(&tpm_config(&swtpm, state.path(), &extra));
+    let serve = |config: &Path, state: &Path| {
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("STATE_DIRECTORY", state)
+            .output()
+            .unwrap()
+    };
+    let output = serve(&config, state.path());
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("mcp-gateway secret seal cloud-api-key"),
+        "{stderr}"
+    );
+    assert_ne!(
+        swtpm.pcr(23),
+        [0; 32],
+        "measured before the secret was looked for"
+    );
+    let (code, stdout, stderr) = seal(&config, "cloud-api-key", "7,23", "sk-sealed-key-4711");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("sealed \"cloud-api-key\" to PCRs 7,23"),
+        "{stdout}"
+    );
+    let file = std::fs::read_to_string(sealed_dir.join("cloud-api-key.json")).unwrap();
+    assert!(!file.contains("sk-sealed-key-4711"), "{file}");
+    let sealed: Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(sealed["pcrs"]["23"], to_hex(&swtpm.pcr(23)));
+
+    let daemon = start_measured(&swtpm, state.path(), &extra);
+    let response = common::post_json(
+        daemon.addr,
+        "/v1/chat/completions",
+        &serde_json::json!({ "messages": [{ "role": "user", "content": "Hi" }] }),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    let sent = cloud.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        sent.authorization.as_deref(),
+        Some("Bearer sk-sealed-key-4711")
+    );
+    assert!(!daemon
+        .logs()
+        .iter()
+        .any(|l| l.contains("sk-sealed-key-4711")));
+    drop(daemon);
+
+    // The boot chain changes: PCR 7 is extended.
+    let output = swtpm.tool(
+        "tpm2_pcrextend",
+        &[&format!("7:sha256={}", "ab".repeat(32))],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = serve(&config, state.path());
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("models.cloud_api_key")
+            && stderr.contains("PCR 7 changed since the secret was sealed"),
+        "{stderr}"
+    );
+
+    // Another TPM cannot load the object at all.
+    let other = Swtpm::start();
+    let other_state = tempfile::tempdir().unwrap();
+    std::fs::create_dir(other_state.path().join("sealed")).unwrap();
+    std::fs::copy(
+        sealed_dir.join("cloud-api-key.json"),
+        other_state.path().join("sealed/cloud-api-key.json"),
+    )
+    .unwrap();
+    let other_extra = extra.replace(
+        &sealed_dir.display().to_string(),
+        &other_state.path().join("sealed").display().to_string(),
+    );
+    let (_other_dir, path) =
+        common::config_file(&tpm_config(&other, other_state.path(), &other_extra));
+    let output = serve(&path, other_state.path());
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("models.cloud_api_key"), "{stderr}");
+}

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::de::Error as _;
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::Secret;
@@ -85,7 +85,56 @@ pub(super) fn opt_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf
 }
 
 pub(super) fn opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    string(d).map(|s| Some(Secret::new(s)))
+    Secret::deserialize(d).map(Some)
+}
+
+/// A secret is a string (interpolated) or `{ sealed = "name" }`.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string, or { sealed = \"name\" } for a TPM-sealed secret")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<Secret, E> {
+        from_env(raw).map(Secret::new).map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Secret, A::Error> {
+        let mut name = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "sealed" {
+                return Err(A::Error::custom(format!(
+                    "unknown key `{key}`: a secret is a string, or {{ sealed = \"name\" }}"
+                )));
+            }
+            name = Some(map.next_value::<String>()?);
+        }
+        match name {
+            Some(name)
+                if !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                Ok(Secret::sealed(name))
+            }
+            Some(name) => Err(A::Error::custom(format!(
+                "sealed secret name \"{name}\": use letters, digits, '-' and '_'"
+            ))),
+            None => Err(A::Error::custom(
+                "a sealed secret needs `sealed = \"name\"`",
+            )),
+        }
+    }
 }
 
 pub(super) fn string_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -99,11 +148,7 @@ pub(super) fn string_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
 pub(super) fn secret_map<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, Secret>, D::Error> {
-    let raw = BTreeMap::<String, String>::deserialize(d)?;
-    raw.into_iter()
-        .map(|(k, v)| from_env(&v).map(|v| (k, Secret::new(v))))
-        .collect::<Result<_, _>>()
-        .map_err(D::Error::custom)
+    BTreeMap::<String, Secret>::deserialize(d)
 }
 
 pub(super) fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {

@@ -248,6 +248,9 @@ pub struct SecurityConfig {
     /// The firmware's TCG2 event log, sent with each quote when the file exists.
     #[serde(deserialize_with = "path")]
     pub firmware_event_log: PathBuf,
+    /// Where `{ sealed = "name" }` secrets are read from (`name.json`).
+    #[serde(deserialize_with = "path")]
+    pub sealed_dir: PathBuf,
     #[serde(deserialize_with = "opt_path")]
     pub tls_cert: Option<PathBuf>,
     #[serde(deserialize_with = "opt_path")]
@@ -300,6 +303,7 @@ impl Default for SecurityConfig {
             attestation_required: false,
             tpm_pcr: 23,
             firmware_event_log: "/sys/kernel/security/tpm0/binary_bios_measurements".into(),
+            sealed_dir: "/etc/mcp/sealed".into(),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -421,18 +425,50 @@ pub enum Compression {
     Lz4,
 }
 
-/// A credential. Its `Debug` form is redacted so it never reaches a log.
+/// A credential: a string in the file (usually `${VAR}` from the environment), or
+/// `{ sealed = "name" }`, a file `mcp-gateway secret seal` made that only this device's TPM
+/// unseals, in the boot state it was sealed in. Its `Debug` form is redacted so it never
+/// reaches a log.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(SecretValue);
+
+#[derive(Clone, PartialEq, Eq)]
+enum SecretValue {
+    Given(String),
+    /// Not unsealed yet: the gateway does that at start and on reload, before any use.
+    Sealed(String),
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretValue::Given(value.into()))
     }
 
-    /// The credential itself, for the one place that sends it.
+    /// A reference to the sealed secret `name`.
+    pub fn sealed(name: impl Into<String>) -> Self {
+        Self(SecretValue::Sealed(name.into()))
+    }
+
+    /// The credential itself, for the one place that sends it. Empty for a sealed secret that
+    /// was not unsealed (the gateway refuses to start or reload with one).
     pub fn expose(&self) -> &str {
-        &self.0
+        match &self.0 {
+            SecretValue::Given(value) => value,
+            SecretValue::Sealed(_) => "",
+        }
+    }
+
+    /// The name of the sealed secret this still refers to.
+    pub fn sealed_name(&self) -> Option<&str> {
+        match &self.0 {
+            SecretValue::Sealed(name) => Some(name),
+            SecretValue::Given(_) => None,
+        }
+    }
+
+    /// Replaces a sealed reference with its unsealed value.
+    pub fn unsealed(&mut self, value: String) {
+        self.0 = SecretValue::Given(value);
     }
 }
 
@@ -450,6 +486,26 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Config {
+    /// Every secret with its key (`models.cloud_api_key`, `upstreams[0].headers.X`, …).
+    pub fn secrets_mut(&mut self) -> Vec<(String, &mut Secret)> {
+        let mut secrets = Vec::new();
+        if let Some(key) = &mut self.models.cloud_api_key {
+            secrets.push(("models.cloud_api_key".to_owned(), key));
+        }
+        for (i, u) in self.upstreams.iter_mut().enumerate() {
+            for (name, value) in &mut u.env {
+                secrets.push((format!("upstreams[{i}].env.{name}"), value));
+            }
+            for (name, value) in &mut u.headers {
+                secrets.push((format!("upstreams[{i}].headers.{name}"), value));
+            }
+            if let Some(token) = &mut u.bearer_token {
+                secrets.push((format!("upstreams[{i}].bearer_token"), token));
+            }
+        }
+        secrets
+    }
+
     /// Starts a configuration from the embedded defaults.
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()

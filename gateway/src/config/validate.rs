@@ -152,6 +152,16 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             "must name a TCTI, for example \"device:/dev/tpmrm0\"",
         );
     }
+    if !s.use_tpm {
+        for (key, secret) in config.clone().secrets_mut() {
+            if secret.sealed_name().is_some() {
+                p.add(
+                    key,
+                    "is a sealed secret, which needs security.use_tpm = true",
+                );
+            }
+        }
+    }
     if !(8..=16).contains(&s.tpm_pcr) && s.tpm_pcr != 23 {
         p.add(
             "security.tpm_pcr",

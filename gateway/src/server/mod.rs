@@ -84,8 +84,9 @@ pub enum GatewayError {
     /// The TLS certificate, key or client CA cannot be used.
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// `attestation_required` is set and the TPM cannot be used.
-    #[error("{0} (security.attestation_required = true: the gateway does not start without a working TPM)")]
+    /// The TPM cannot be used though `attestation_required` is set, or a sealed secret cannot
+    /// be unsealed.
+    #[error(transparent)]
     Tpm(#[from] crate::tpm::TpmError),
     /// The offline queue's database cannot be opened.
     #[error("{0} (offline.persistence_path)")]
@@ -176,17 +177,19 @@ pub struct GatewayHandle {
 
 impl Gateway {
     /// Checks the configuration and prepares the gateway; nothing listens yet.
-    pub fn new(config: Config) -> Result<Self, GatewayError> {
+    pub fn new(mut config: Config) -> Result<Self, GatewayError> {
         config
             .validate()
             .map_err(|problems| ConfigError::located("configuration", "", problems))?;
+        // Measured before anything else runs; sealed secrets unseal only after that.
+        let state_dir = crate::config::default_state_dir();
+        let attestation = Arc::new(Attestation::start(&config, &state_dir)?);
+        crate::tpm::unseal_secrets(&mut config, attestation.tpm())?;
         let live = LiveSettings::from_config(&config);
         let tls = tls::server_config(&config.security)?;
         let health = Arc::new(Health::default());
         let metrics = Arc::new(Metrics::new());
         let queue = OfflineQueue::open(&config, Arc::clone(&metrics))?;
-        let state_dir = crate::config::default_state_dir();
-        let attestation = Arc::new(Attestation::start(&config, &state_dir)?);
         health.set(
             "attestation",
             true,
@@ -427,6 +430,12 @@ impl GatewayHandle {
         }
         self.shared.metrics.reload(true);
         report
+    }
+
+    /// Unseals the `{ sealed = "name" }` secrets of a configuration about to be handed to
+    /// [`GatewayHandle::reload`], with the TPM this gateway uses.
+    pub fn unseal_secrets(&self, config: &mut Config) -> Result<(), crate::tpm::TpmError> {
+        crate::tpm::unseal_secrets(config, self.shared.attestation.tpm())
     }
 
     /// The offline queue: `queue_for_sync` stores an entry for the sync loop to deliver,

@@ -70,7 +70,7 @@ impl Tpm {
         &self.tcti
     }
 
-    fn with_context<T>(
+    pub(super) fn with_context<T>(
         &self,
         what: &'static str,
         f: impl FnOnce(&mut Context) -> tss_esapi::Result<T>,
@@ -191,7 +191,7 @@ fn slot(index: u8) -> Result<PcrSlot, TpmError> {
         .ok_or(TpmError::PcrOutOfRange(index))
 }
 
-fn selection(pcrs: &[u8]) -> Result<PcrSelectionList, TpmError> {
+pub(super) fn selection(pcrs: &[u8]) -> Result<PcrSelectionList, TpmError> {
     let slots = pcrs
         .iter()
         .map(|&i| slot(i))

@@ -82,3 +82,80 @@ pub fn report(verified: &Verified) -> String {
     }
     out
 }
+
+/// `mcp-gateway secret seal NAME [--pcrs LIST] [--config FILE]`: seals the first line of
+/// standard input with the configured TPM to the current values of the PCRs in `pcrs` and
+/// writes `security.sealed_dir/NAME.json`. Run it on the device, in the boot state the secret
+/// is to be released in (with the gateway measured: PCR 23). Exit 0 sealed, 1 failed, 78 bad
+/// configuration.
+pub fn seal_command(name: &str, pcrs: &str, config: Option<&Path>) -> ExitCode {
+    let config = match crate::daemon::load(config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(crate::daemon::EXIT_CONFIG);
+        }
+    };
+    match seal(name, pcrs, &config) {
+        Ok(message) => {
+            #[allow(clippy::print_stdout)] // The command's answer, not a log line.
+            {
+                println!("{message}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("secret seal: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn seal(name: &str, pcrs: &str, config: &crate::Config) -> Result<String, String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!("name {name:?}: use letters, digits, '-' and '_'"));
+    }
+    let pcrs: Vec<u8> = pcrs
+        .split(',')
+        .map(|p| p.trim().parse::<u8>().ok().filter(|&p| p <= 23))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("--pcrs {pcrs:?}: give PCR numbers 0-23 separated by commas"))?;
+    let mut secret = String::new();
+    std::io::stdin()
+        .read_line(&mut secret)
+        .map_err(|e| format!("standard input: {e}"))?;
+    let secret = secret.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err("give the secret on standard input, for example: printf %s \"$KEY\" | mcp-gateway secret seal NAME".into());
+    }
+    let tpm = super::Tpm::open(&config.security.tpm_device).map_err(|e| e.to_string())?;
+    let application_pcr = config.security.tpm_pcr;
+    if pcrs.contains(&application_pcr)
+        && tpm
+            .read_pcrs(&[application_pcr])
+            .map_err(|e| e.to_string())?[&application_pcr]
+            == [0; 32]
+    {
+        return Err(format!("PCR {application_pcr} is zero: the gateway has not measured itself since boot. Start it once with its configuration (it measures itself before it looks for sealed secrets), then seal"));
+    }
+    let sealed = tpm
+        .seal(secret.as_bytes(), &pcrs)
+        .map_err(|e| e.to_string())?;
+    let dir = &config.security.sealed_dir;
+    let path = dir.join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(&sealed).map_err(|e| e.to_string())?;
+    let temporary = dir.join(format!(".{name}.json.tmp"));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&temporary, text + "\n"))
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!(
+        "sealed \"{name}\" to PCRs {} (sha256): {}\nuse it as {{ sealed = \"{name}\" }}",
+        pcrs.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
+        path.display()
+    ))
+}

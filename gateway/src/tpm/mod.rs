@@ -7,6 +7,7 @@ mod chip;
 pub mod cli;
 pub mod eventlog;
 pub mod evidence;
+mod seal;
 pub mod verify;
 
 use std::io::Read;
@@ -19,6 +20,7 @@ pub use chip::{Quote, Sha256, Tpm, AK_PERSISTENT_HANDLE};
 use eventlog::{replay_app, AppEvent, AppEventLog};
 pub use evidence::Evidence;
 use evidence::{der_to_pem, to_base64, to_hex, EventLogs};
+pub use seal::{SealedSecret, MAX_SECRET_BYTES};
 
 use crate::config::Config;
 
@@ -44,6 +46,10 @@ pub enum TpmError {
     PcrsKeptChanging,
     #[error("cannot measure the gateway: {0}")]
     Measure(String),
+    #[error("{0}")]
+    Seal(String),
+    #[error("{0} (security.attestation_required = true: the gateway does not start without a working TPM)")]
+    Required(Box<TpmError>),
 }
 
 /// Why an attestation request got no quote.
@@ -104,7 +110,7 @@ impl Attestation {
         }
         match Self::start_tpm(config, state_dir) {
             Ok(attestation) => Ok(attestation),
-            Err(e) if security.attestation_required => Err(e),
+            Err(e) if security.attestation_required => Err(TpmError::Required(Box::new(e))),
             Err(e) => {
                 warn!(error = %e, "TPM UNAVAILABLE: running in software mode; this device cannot prove what it runs and attestation requests will be refused (set security.attestation_required = true to refuse to start instead)");
                 Ok(Self::unavailable(&e.to_string()))
@@ -147,6 +153,14 @@ impl Attestation {
                 ek_certificate,
             },
         })
+    }
+
+    /// The TPM in use, if any.
+    pub fn tpm(&self) -> Option<&Tpm> {
+        match &self.mode {
+            Mode::Tpm { tpm, .. } => Some(tpm),
+            Mode::Unavailable(_) => None,
+        }
     }
 
     /// `None` when a TPM is in use, else why not.
@@ -206,6 +220,47 @@ impl Attestation {
             },
         })
     }
+}
+
+/// Replaces every `{ sealed = "name" }` secret in `config` with its value, unsealed from
+/// `security.sealed_dir/name.json` by `tpm` (or, without one, the TPM the configuration names).
+pub fn unseal_secrets(config: &mut Config, tpm: Option<&Tpm>) -> Result<(), TpmError> {
+    let dir = config.security.sealed_dir.clone();
+    let tcti = config.security.tpm_device.clone();
+    let config_pcr = config.security.tpm_pcr;
+    let mut opened = None;
+    for (key, secret) in config.secrets_mut() {
+        let Some(name) = secret.sealed_name() else {
+            continue;
+        };
+        let path = dir.join(format!("{name}.json"));
+        let context = |e: &dyn std::fmt::Display| {
+            TpmError::Seal(format!(
+                "{key} = {{ sealed = \"{name}\" }} ({}): {e}",
+                path.display()
+            ))
+        };
+        let tpm = match tpm {
+            Some(tpm) => tpm,
+            None => match &opened {
+                Some(tpm) => tpm,
+                None => opened.insert(Tpm::open(&tcti).map_err(|e| context(&e))?),
+            },
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => context(&format!(
+                "not sealed yet: on the device, run `mcp-gateway secret seal {name}` with the secret on standard input (the gateway has measured itself, so PCR {} is ready)",
+                config_pcr
+            )),
+            _ => context(&e),
+        })?;
+        let sealed: SealedSecret = serde_json::from_str(&text).map_err(|e| context(&e))?;
+        let value = tpm.unseal(&sealed).map_err(|e| context(&e))?;
+        let value =
+            String::from_utf8(value).map_err(|_| context(&"the secret is not UTF-8 text"))?;
+        secret.unsealed(value);
+    }
+    Ok(())
 }
 
 /// The two measurements of the running gateway: the SHA-256 of its executable (read through
