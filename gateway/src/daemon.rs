@@ -141,11 +141,32 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
     // Still one thread: the model's thread count is read from the environment once.
     crate::inference::set_threads(config.models.threads);
     crate::tpm::quiet_library_logs();
+    let listener = match inherited {
+        Some(listener) => {
+            info!("using the listening socket passed by systemd");
+            Some(listener)
+        }
+        // The sandbox may drop root, so the socket is bound before it.
+        None if config.security.sandbox => {
+            let addr = config.gateway.bind_address;
+            match std::net::TcpListener::bind(addr) {
+                Ok(listener) => Some(listener),
+                Err(source) => {
+                    error!("{}", crate::GatewayError::Bind { addr, source });
+                    return ExitCode::from(EXIT_FAILURE);
+                }
+            }
+        }
+        None => None,
+    };
+    if let Err(code) = enter_sandbox(&config, config_path.as_deref()) {
+        return code;
+    }
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    match runtime.block_on(run(config, config_path, inherited)) {
+    match runtime.block_on(run(config, config_path, listener)) {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS
@@ -178,8 +199,10 @@ pub fn stdio(config_path: Option<PathBuf>) -> ExitCode {
         Ok(config)
     });
     let (config, runtime) = match loaded.and_then(|c| {
-        // Before the runtime's threads: the model's thread count is read once.
+        // Before the runtime's threads: the model's thread count is read once, and the
+        // sandbox must start with a single thread.
         crate::inference::set_threads(c.models.threads);
+        enter_sandbox(&c, config_path.as_deref())?;
         Ok((c, runtime()?))
     }) {
         Ok(pair) => pair,
@@ -208,17 +231,36 @@ pub fn stdio(config_path: Option<PathBuf>) -> ExitCode {
     }
 }
 
+/// `[security] sandbox`: confines the process (still single-threaded) and logs what is in
+/// force; a sandbox that cannot be entered stops start-up with exit 78.
+fn enter_sandbox(config: &Config, config_path: Option<&Path>) -> Result<(), ExitCode> {
+    if !config.security.sandbox {
+        return Ok(());
+    }
+    match crate::sandbox::enter(config, config_path) {
+        Ok(report) => {
+            info!("sandbox in force: {report}");
+            Ok(())
+        }
+        Err(e) => {
+            error!("{e}");
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
+/// Serves on `listener` (systemd's, or bound before the sandbox), else binds
+/// `gateway.bind_address`.
 async fn run(
     config: Config,
     config_path: Option<PathBuf>,
-    inherited: Option<std::net::TcpListener>,
+    listener: Option<std::net::TcpListener>,
 ) -> Result<(), crate::GatewayError> {
     let bind_address = config.gateway.bind_address;
     let gateway = Gateway::new(config)?;
     let signals = tokio::spawn(handle_signals(gateway.handle(), config_path));
-    let served = match inherited {
+    let served = match listener {
         Some(listener) => {
-            info!("using the listening socket passed by systemd");
             let listener = listener
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(listener))

@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod openai;
 pub mod queue;
 pub mod router;
+pub mod sandbox;
 pub mod server;
 pub mod systemd;
 pub mod telemetry;

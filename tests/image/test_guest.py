@@ -34,6 +34,17 @@ def test_the_gateway_runs_unprivileged_in_its_sandbox(vm):
         assert int(fields[capability].strip(), 16) == 0, f"{capability} = {fields[capability]}"
     assert fields["NoNewPrivs"].strip() == "1"
     assert fields["Seccomp"].strip() == "2"
+    # systemd's filter and the gateway's own.
+    assert int(fields["Seccomp_filters"].strip()) >= 2, fields["Seccomp_filters"]
+
+    # The gateway's own sandbox, checked by the gateway at start: a file outside its paths and a
+    # system call outside its list are refused.
+    _, journal = guest_exec(vm, ["/usr/bin/journalctl", "-u", "mcp-gateway.service", "--no-pager", "-q",
+                                 "--grep", "sandbox in force"])
+    line = journal.strip().splitlines()[-1] if journal.strip() else ""
+    print(f"in the booted image: {line}")
+    assert "Landlock fully enforced" in line and "listing / denied" in line, journal
+    assert "sched_setaffinity denied" in line, journal
 
 
 def test_a_hung_gateway_is_restarted_by_the_watchdog(vm):

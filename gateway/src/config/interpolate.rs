@@ -145,6 +145,10 @@ pub(super) fn string_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
         .map_err(D::Error::custom)
 }
 
+pub(super) fn path_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    string_vec(d).map(|paths| paths.into_iter().map(PathBuf::from).collect())
+}
+
 pub(super) fn secret_map<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<BTreeMap<String, Secret>, D::Error> {

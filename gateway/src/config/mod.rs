@@ -21,7 +21,9 @@ pub use builder::ConfigBuilder;
 pub use error::{ConfigError, Located};
 pub use validate::Invalid;
 
-use interpolate::{opt_path, opt_secret, opt_string, path, secret_map, string, string_vec};
+use interpolate::{
+    opt_path, opt_secret, opt_string, path, path_vec, secret_map, string, string_vec,
+};
 
 /// The whole gateway configuration. Every section is optional in the file; what is left out
 /// takes the embedded default, which suits a laptop or a development board.
@@ -251,6 +253,18 @@ pub struct SecurityConfig {
     /// Where `{ sealed = "name" }` secrets are read from (`name.json`).
     #[serde(deserialize_with = "path")]
     pub sealed_dir: PathBuf,
+    /// The gateway confines itself: privilege drop, no_new_privs, no capabilities, Landlock,
+    /// seccomp (the `sandbox` module).
+    pub sandbox: bool,
+    /// Started as root, the user to become once the socket is bound.
+    #[serde(deserialize_with = "string")]
+    pub user: String,
+    /// Extra paths the sandbox lets the gateway (and its stdio upstreams) read.
+    #[serde(deserialize_with = "path_vec")]
+    pub sandbox_read_paths: Vec<PathBuf>,
+    /// Extra paths the sandbox lets the gateway (and its stdio upstreams) write.
+    #[serde(deserialize_with = "path_vec")]
+    pub sandbox_write_paths: Vec<PathBuf>,
     #[serde(deserialize_with = "opt_path")]
     pub tls_cert: Option<PathBuf>,
     #[serde(deserialize_with = "opt_path")]
@@ -304,6 +318,10 @@ impl Default for SecurityConfig {
             tpm_pcr: 23,
             firmware_event_log: "/sys/kernel/security/tpm0/binary_bios_measurements".into(),
             sealed_dir: "/etc/mcp/sealed".into(),
+            sandbox: false,
+            user: String::new(),
+            sandbox_read_paths: Vec::new(),
+            sandbox_write_paths: Vec::new(),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,

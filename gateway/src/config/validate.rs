@@ -162,6 +162,23 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             }
         }
     }
+    if !s.sandbox {
+        for (key, set) in [
+            ("security.user", !s.user.is_empty()),
+            (
+                "security.sandbox_read_paths",
+                !s.sandbox_read_paths.is_empty(),
+            ),
+            (
+                "security.sandbox_write_paths",
+                !s.sandbox_write_paths.is_empty(),
+            ),
+        ] {
+            if set {
+                p.add(key, "needs security.sandbox = true");
+            }
+        }
+    }
     if !(8..=16).contains(&s.tpm_pcr) && s.tpm_pcr != 23 {
         p.add(
             "security.tpm_pcr",
