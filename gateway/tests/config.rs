@@ -341,3 +341,17 @@ fn sealed_secrets_need_the_tpm_and_a_plain_name() {
         "edge.toml:6:21: upstreams[0].headers.X-Key: unknown key `file`: a secret is a string, or { sealed = \"name\" }"
     );
 }
+
+#[test]
+fn oauth_urls_are_https_except_on_localhost() {
+    let text = "[security.oauth]\nauthorization_server = \"http://auth.example.net\"\n\
+                jwks_uri = \"http://127.0.0.1:9/jwks\"\nresource = \"https://edge-7.lan/mcp\"\n";
+    assert_eq!(
+        problem(text),
+        "edge.toml:2:24: security.oauth.authorization_server: \"http://auth.example.net\" must be an https:// URL (http:// only on localhost)"
+    );
+    assert_eq!(
+        problem("[security.oauth]\njwks_uri = \"https://a/jwks\"\n"),
+        "edge.toml:1:1: security.oauth.authorization_server: must be set when jwks_uri or resource is"
+    );
+}

@@ -265,6 +265,8 @@ pub struct SecurityConfig {
     /// Extra paths the sandbox lets the gateway (and its stdio upstreams) write.
     #[serde(deserialize_with = "path_vec")]
     pub sandbox_write_paths: Vec<PathBuf>,
+    /// An OAuth 2.1 authorization server whose access tokens MCP clients may use.
+    pub oauth: OAuthConfig,
     #[serde(deserialize_with = "opt_path")]
     pub tls_cert: Option<PathBuf>,
     #[serde(deserialize_with = "opt_path")]
@@ -275,6 +277,21 @@ pub struct SecurityConfig {
     /// API clients and what they may use; when any is listed, every route but `/health`
     /// needs a bearer token.
     pub clients: Vec<ClientConfig>,
+}
+
+/// `[security.oauth]`: the authorization server behind this resource (RFC 9728).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The issuer (`iss`) of the access tokens; empty turns OAuth off.
+    #[serde(deserialize_with = "string")]
+    pub authorization_server: String,
+    /// Where its signing keys are published (JWKS).
+    #[serde(deserialize_with = "string")]
+    pub jwks_uri: String,
+    /// This gateway's MCP endpoint as clients reach it; tokens must name it in `aud`.
+    #[serde(deserialize_with = "string")]
+    pub resource: String,
 }
 
 /// `[[security.clients]]`: one API client.
@@ -322,6 +339,7 @@ impl Default for SecurityConfig {
             user: String::new(),
             sandbox_read_paths: Vec::new(),
             sandbox_write_paths: Vec::new(),
+            oauth: OAuthConfig::default(),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,

@@ -179,6 +179,29 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             }
         }
     }
+    let oauth = &s.oauth;
+    if !oauth.authorization_server.is_empty() {
+        for (key, url) in [
+            (
+                "security.oauth.authorization_server",
+                &oauth.authorization_server,
+            ),
+            ("security.oauth.jwks_uri", &oauth.jwks_uri),
+            ("security.oauth.resource", &oauth.resource),
+        ] {
+            if !secure_url(url) {
+                p.add(
+                    key,
+                    format!("\"{url}\" must be an https:// URL (http:// only on localhost)"),
+                );
+            }
+        }
+    } else if !oauth.jwks_uri.is_empty() || !oauth.resource.is_empty() {
+        p.add(
+            "security.oauth.authorization_server",
+            "must be set when jwks_uri or resource is",
+        );
+    }
     if !(8..=16).contains(&s.tpm_pcr) && s.tpm_pcr != 23 {
         p.add(
             "security.tpm_pcr",
@@ -324,4 +347,14 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
     } else {
         Err(p.0)
     }
+}
+
+/// An https URL, or http on the loopback interface (a test or a local proxy).
+fn secure_url(url: &str) -> bool {
+    let loopback = ["http://localhost", "http://127.0.0.1", "http://[::1]"];
+    url.starts_with("https://")
+        || loopback.iter().any(|prefix| {
+            url.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+        })
 }

@@ -99,9 +99,10 @@ fn drop_bounding_set() -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Clears the effective, permitted, inheritable and ambient sets; the bounding set too when
-/// that is still possible (it needs CAP_SETPCAP, which an unprivileged start does not have,
-/// and with no_new_privs nothing can be gained from it).
+/// Clears the effective, permitted, inheritable and ambient sets (those that hold anything:
+/// under systemd's filter `capset` itself is refused, and there they are empty already); the
+/// bounding set too when that is still possible (it needs CAP_SETPCAP, which an unprivileged
+/// start does not have, and with no_new_privs nothing can be gained from it).
 fn clear_capabilities() -> Result<String, SandboxError> {
     let bounding_emptied = drop_bounding_set().is_ok();
     for set in [
@@ -110,7 +111,10 @@ fn clear_capabilities() -> Result<String, SandboxError> {
         CapSet::Effective,
         CapSet::Permitted,
     ] {
-        caps::clear(None, set).map_err(|e| fail("clearing capabilities")(&e))?;
+        let held = caps::read(None, set).map_err(|e| fail("reading capabilities")(&e))?;
+        if !held.is_empty() {
+            caps::clear(None, set).map_err(|e| fail("clearing capabilities")(&e))?;
+        }
     }
     Ok(if bounding_emptied {
         "none (bounding set empty)".into()

@@ -1,7 +1,9 @@
 //! Who is calling: bearer tokens checked against `[[security.clients]]` (stored as SHA-256
-//! digests, never in clear), the scope each route needs, and a per-client request rate.
-//! With no clients configured the gateway serves anyone who reaches it (on a trusted link, or
-//! behind mutual TLS); with clients, every route but `/health` needs a token.
+//! digests, never in clear) or, with `[security.oauth]`, access tokens from the authorization
+//! server ([`super::oauth`]); the scope each route needs, and a per-client request rate.
+//! With neither configured the gateway serves anyone who reaches it (on a trusted link, or
+//! behind mutual TLS); otherwise every route but `/health` (and the OAuth metadata) needs a
+//! token.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,8 +12,9 @@ use std::time::{Duration, Instant};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
 
+use super::oauth::OAuth;
 use super::response::ApiError;
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, OAuthConfig};
 use crate::mcp::AllowedTools;
 
 /// What a route needs, as `[[security.clients]] scopes` names it; `None`: open to all.
@@ -20,11 +23,12 @@ pub(super) type Scope = Option<&'static str>;
 /// A refusal: the error and the headers it needs (`WWW-Authenticate`, `Retry-After`).
 pub(super) type Refusal = (ApiError, Vec<(header::HeaderName, HeaderValue)>);
 
-/// The configured clients and their rate buckets.
+/// The configured clients and their rate buckets, and the authorization server if any.
 #[derive(Debug, Default)]
 pub(super) struct Clients {
     clients: Vec<Client>,
     buckets: Mutex<HashMap<String, Bucket>>,
+    oauth: Option<OAuth>,
 }
 
 #[derive(Debug)]
@@ -59,7 +63,7 @@ pub fn hash_token(token: &str) -> String {
 }
 
 impl Clients {
-    pub(super) fn new(configured: &[ClientConfig]) -> Self {
+    pub(super) fn new(configured: &[ClientConfig], oauth: &OAuthConfig) -> Self {
         let clients = configured
             .iter()
             .map(|c| Client {
@@ -73,26 +77,40 @@ impl Clients {
         Self {
             clients,
             buckets: Mutex::default(),
+            oauth: OAuth::from_config(oauth),
         }
+    }
+
+    /// The authorization server's metadata, when one is configured.
+    pub(super) fn oauth(&self) -> Option<&OAuth> {
+        self.oauth.as_ref()
     }
 
     /// Lets the request through, or says why not (401, 403 or 429). Returns the client's
     /// name when one was identified.
-    pub(super) fn admit(
+    pub(super) async fn admit(
         &self,
         headers: &HeaderMap,
         scope: Scope,
     ) -> Result<Option<Admitted>, Refusal> {
-        let Some(scope) = scope.filter(|_| !self.clients.is_empty()) else {
+        let Some(scope) = scope.filter(|_| !self.clients.is_empty() || self.oauth.is_some()) else {
             return Ok(None);
         };
-        let challenge = |error: &str| {
-            let value = format!("Bearer realm=\"mcp-edge\", error=\"{error}\", scope=\"{scope}\"");
+        // RFC 6750 §3, with RFC 9728's pointer to the metadata when OAuth is on.
+        let www_authenticate = |error: Option<&str>| {
+            let mut value = "Bearer realm=\"mcp-edge\"".to_owned();
+            if let Some(oauth) = &self.oauth {
+                value.push_str(&format!(", resource_metadata=\"{}\"", oauth.metadata_url()));
+            }
+            if let Some(error) = error {
+                value.push_str(&format!(", error=\"{error}\", scope=\"{scope}\""));
+            }
             vec![(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer")),
             )]
         };
+        let challenge = |error: &str| www_authenticate(Some(error));
         let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -107,40 +125,57 @@ impl Clients {
                     "unauthorized",
                     "this gateway needs a bearer token (Authorization: Bearer ...)",
                 ),
-                vec![(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"mcp-edge\""),
-                )],
+                www_authenticate(None),
             ));
         };
-        let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        let Some(client) = self
+        let token = token.trim();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let configured = self
             .clients
             .iter()
-            .find(|c| constant_time_eq(&c.digest, &digest))
-        else {
-            return Err((
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "the bearer token is not known here",
-                ),
-                challenge("invalid_token"),
-            ));
+            .find(|c| constant_time_eq(&c.digest, &digest));
+        let (name, scopes) = match (configured, &self.oauth) {
+            (Some(client), _) => (client.name.clone(), client.scopes.clone()),
+            (None, Some(oauth)) => match oauth.validate(token).await {
+                Ok(grant) => (grant.name, grant.scopes),
+                Err(why) => {
+                    return Err((
+                        ApiError::new(
+                            StatusCode::UNAUTHORIZED,
+                            "invalid_token",
+                            format!("the access token is refused: {why}"),
+                        ),
+                        challenge("invalid_token"),
+                    ))
+                }
+            },
+            (None, None) => {
+                return Err((
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_token",
+                        "the bearer token is not known here",
+                    ),
+                    challenge("invalid_token"),
+                ))
+            }
         };
-        if !client.scopes.iter().any(|s| s == scope || s == "*") {
+        if !scopes.iter().any(|s| s == scope || s == "*") {
             return Err((
                 ApiError::new(
                     StatusCode::FORBIDDEN,
                     "insufficient_scope",
                     format!(
-                        "client \"{}\" may not use this route; it needs the scope \"{scope}\"",
-                        client.name
+                        "client \"{name}\" may not use this route; it needs the scope \"{scope}\""
                     ),
                 ),
                 challenge("insufficient_scope"),
             ));
         }
+        // OAuth clients are bounded by their authorization server, not by a configured rate.
+        let Some(client) = configured else {
+            return Ok(Some(Admitted { name, tools: None }));
+        };
         if let Some(wait) = self.take(client) {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
             return Err((
@@ -207,13 +242,16 @@ mod tests {
     use super::*;
 
     fn clients(per_minute: u32) -> Clients {
-        Clients::new(&[ClientConfig {
-            name: "fleet".into(),
-            token_sha256: hash_token("s3cret"),
-            scopes: vec!["completions".into()],
-            requests_per_minute: per_minute,
-            tools: Vec::new(),
-        }])
+        Clients::new(
+            &[ClientConfig {
+                name: "fleet".into(),
+                token_sha256: hash_token("s3cret"),
+                scopes: vec!["completions".into()],
+                requests_per_minute: per_minute,
+                tools: Vec::new(),
+            }],
+            &OAuthConfig::default(),
+        )
     }
 
     fn bearer(token: &str) -> HeaderMap {
@@ -229,29 +267,46 @@ mod tests {
         answer.map_or_else(|(e, _)| e.status.as_u16(), |_| 200)
     }
 
-    #[test]
-    fn tokens_scopes_and_rates() {
+    #[tokio::test]
+    async fn tokens_scopes_and_rates() {
         let c = clients(2);
         assert_eq!(
             c.admit(&bearer("s3cret"), Some("completions"))
+                .await
                 .unwrap()
                 .map(|a| a.name),
             Some("fleet".into())
         );
-        assert_eq!(status(c.admit(&HeaderMap::new(), Some("completions"))), 401);
-        assert_eq!(status(c.admit(&bearer("guess"), Some("completions"))), 401);
-        assert_eq!(status(c.admit(&bearer("s3cret"), Some("admin"))), 403);
-        assert_eq!(status(c.admit(&bearer("s3cret"), Some("completions"))), 200);
-        assert_eq!(status(c.admit(&bearer("s3cret"), Some("completions"))), 429);
         assert_eq!(
-            status(c.admit(&HeaderMap::new(), None)),
+            status(c.admit(&HeaderMap::new(), Some("completions")).await),
+            401
+        );
+        assert_eq!(
+            status(c.admit(&bearer("guess"), Some("completions")).await),
+            401
+        );
+        assert_eq!(status(c.admit(&bearer("s3cret"), Some("admin")).await), 403);
+        assert_eq!(
+            status(c.admit(&bearer("s3cret"), Some("completions")).await),
+            200
+        );
+        assert_eq!(
+            status(c.admit(&bearer("s3cret"), Some("completions")).await),
+            429
+        );
+        assert_eq!(
+            status(c.admit(&HeaderMap::new(), None).await),
             200,
             "open routes stay open"
         );
         let unlimited = clients(0);
         for _ in 0..10 {
             assert_eq!(
-                status(unlimited.admit(&bearer("s3cret"), Some("completions"))),
+                status(
+                    unlimited
+                        .admit(&bearer("s3cret"), Some("completions"))
+                        .await
+                ),
                 200
             );
         }

@@ -4,6 +4,7 @@
 mod attestation;
 mod auth;
 mod host;
+mod oauth;
 mod queue;
 mod reload;
 mod response;
@@ -111,7 +112,7 @@ impl LiveSettings {
             max_body_bytes: config.gateway.max_body_bytes,
             allowed_hosts: AllowedHosts::new(&config.gateway.allowed_hosts),
             metrics_enabled: config.telemetry.enabled,
-            clients: auth::Clients::new(&config.security.clients),
+            clients: auth::Clients::new(&config.security.clients, &config.security.oauth),
         }
     }
 }
@@ -185,6 +186,8 @@ impl Gateway {
         let state_dir = crate::config::default_state_dir();
         let attestation = Arc::new(Attestation::start(&config, &state_dir)?);
         crate::tpm::unseal_secrets(&mut config, attestation.tpm())?;
+        // Every HTTP client (cloud, upstreams, the OAuth key fetch) uses rustls with ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let live = LiveSettings::from_config(&config);
         let tls = tls::server_config(&config.security)?;
         let health = Arc::new(Health::default());

@@ -27,6 +27,7 @@ enum Route {
     QueueSync,
     QueueEntry,
     Attestation,
+    ResourceMetadata,
     Unknown,
 }
 
@@ -42,6 +43,7 @@ impl Route {
             "/v1/queue/status" => Route::QueueStatus,
             "/v1/queue/sync" => Route::QueueSync,
             "/v1/attestation" => Route::Attestation,
+            p if p.starts_with("/.well-known/oauth-protected-resource") => Route::ResourceMetadata,
             p if entry_id(p).is_some() => Route::QueueEntry,
             _ => Route::Unknown,
         }
@@ -50,7 +52,7 @@ impl Route {
     /// The scope a client needs for this route (`None`: open to anyone who reaches it).
     fn scope(self) -> auth::Scope {
         match self {
-            Route::Health | Route::Unknown => None,
+            Route::Health | Route::ResourceMetadata | Route::Unknown => None,
             Route::Metrics => Some("metrics"),
             Route::Mcp => Some("mcp"),
             Route::ChatCompletions | Route::McpCompletions | Route::Models => Some("completions"),
@@ -72,6 +74,7 @@ impl Route {
             Route::QueueSync => "/v1/queue/sync",
             Route::QueueEntry => "/v1/queue/{id}",
             Route::Attestation => "/v1/attestation",
+            Route::ResourceMetadata => "/.well-known/oauth-protected-resource",
             Route::Unknown => "other",
         }
     }
@@ -108,7 +111,7 @@ async fn respond(
         return e.into_response();
     }
     let mut request = request;
-    match live.clients.admit(request.headers(), route.scope()) {
+    match live.clients.admit(request.headers(), route.scope()).await {
         Ok(Some(admitted)) => {
             if let Some(tools) = admitted.tools {
                 request.extensions_mut().insert(tools);
@@ -146,7 +149,7 @@ async fn respond(
             (Route::Attestation, &Method::GET) => {
                 attestation::attestation(&shared.attestation, parts.uri.query()).await
             }
-            _ => route_request(shared, live, route, &parts.method),
+            _ => route_request(shared, live, route, &parts.method, parts.uri.path()),
         },
         Ok(Err(e)) => e.into_response(),
         Err(_) => request_timeout(live),
@@ -177,9 +180,16 @@ fn route_request(
     live: &LiveSettings,
     route: Route,
     method: &Method,
+    path: &str,
 ) -> Response<Body> {
     match (route, method) {
         (Route::Health, &Method::GET | &Method::HEAD) => health(shared),
+        (Route::ResourceMetadata, &Method::GET | &Method::HEAD) => match live.clients.oauth() {
+            Some(oauth) if oauth.is_metadata_path(path) => {
+                json_response(StatusCode::OK, &oauth.metadata())
+            }
+            _ => not_found("no OAuth protected-resource metadata here (security.oauth is not set)"),
+        },
         (Route::Metrics, &Method::GET | &Method::HEAD) if live.metrics_enabled => with_type(
             StatusCode::OK,
             telemetry::CONTENT_TYPE,
@@ -189,7 +199,9 @@ fn route_request(
             not_found("/metrics is off (telemetry.enabled = false)")
         }
         (Route::Models, &Method::GET | &Method::HEAD) => v1::models(shared),
-        (Route::Health | Route::Metrics | Route::Models, _) => not_allowed(method, "GET, HEAD"),
+        (Route::Health | Route::Metrics | Route::Models | Route::ResourceMetadata, _) => {
+            not_allowed(method, "GET, HEAD")
+        }
         (Route::QueueStatus | Route::QueueEntry | Route::Attestation, _) => {
             not_allowed(method, "GET")
         }
