@@ -46,6 +46,15 @@ fn get_evidence(daemon: &Daemon, nonce: &str) -> Value {
     response.json()
 }
 
+/// A finished command's exit code, stdout and stderr.
+fn outcome(output: std::process::Output) -> (i32, String, String) {
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// `mcp-gateway attest verify`: (exit code, stdout, stderr).
 fn verify(dir: &Path, evidence: &Value, nonce: &str, ak: Option<&str>) -> (i32, String, String) {
     let file = dir.join("evidence.json");
@@ -61,11 +70,7 @@ fn verify(dir: &Path, evidence: &Value, nonce: &str, ak: Option<&str>) -> (i32, 
         command.arg("--ak").arg(pinned);
     }
     let output = command.output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    outcome(output)
 }
 
 /// PCR 23 = SHA-256(SHA-256(0³² ‖ H(binary)) ‖ H(configuration)), recomputed here from the
@@ -466,11 +471,7 @@ fn seal(config: &Path, name: &str, pcrs: &str, secret: &str) -> (i32, String, St
         .write_all(format!("{secret}\n").as_bytes())
         .unwrap();
     let output = child.wait_with_output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    outcome(output)
 }
 
 /// A cloud API key sealed to PCRs 7 and 23 is unsealed by the gateway at start and sent to the

@@ -27,7 +27,11 @@ const SYSTEM: [&str; 5] = ["/etc", "/proc", "/sys", "/dev/urandom", "/dev/random
 pub fn paths(config: &Config, config_file: Option<&Path>) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let s = &config.security;
     let mut read: Vec<PathBuf> = SYSTEM.iter().map(PathBuf::from).collect();
-    read.push(config.device.system_root.clone());
+    // The device tools read /etc, /proc, /sys and /usr under it; a tree other than / (a
+    // fixture, a mounted image) is read as a whole, / itself never.
+    if config.device.system_root != Path::new("/") {
+        read.push(config.device.system_root.clone());
+    }
     read.extend(config_file.map(Path::to_path_buf));
     // Its own executable, which the TPM measurement reads through /proc/self/exe.
     read.extend(std::env::current_exe().ok());

@@ -85,15 +85,19 @@ pub struct Attestation {
 
 #[derive(Debug)]
 enum Mode {
-    Tpm {
-        tpm: Tpm,
-        log: AppEventLog,
-        application_pcr: u8,
-        firmware_log: PathBuf,
-        attestation_key: String,
-        ek_certificate: Option<String>,
-    },
+    Tpm(Measured),
     Unavailable(String),
+}
+
+/// A TPM the gateway has measured itself into, and what its quotes carry besides.
+#[derive(Debug)]
+struct Measured {
+    tpm: Tpm,
+    log: AppEventLog,
+    application_pcr: u8,
+    firmware_log: PathBuf,
+    attestation_key: String,
+    ek_certificate: Option<String>,
 }
 
 impl Attestation {
@@ -144,21 +148,21 @@ impl Attestation {
             "TPM ready: gateway measured, attestation key at {AK_PERSISTENT_HANDLE:#010x}"
         );
         Ok(Self {
-            mode: Mode::Tpm {
+            mode: Mode::Tpm(Measured {
                 tpm,
                 log,
                 application_pcr: security.tpm_pcr,
                 firmware_log: security.firmware_event_log.clone(),
                 attestation_key,
                 ek_certificate,
-            },
+            }),
         })
     }
 
     /// The TPM in use, if any.
     pub fn tpm(&self) -> Option<&Tpm> {
         match &self.mode {
-            Mode::Tpm { tpm, .. } => Some(tpm),
+            Mode::Tpm(measured) => Some(&measured.tpm),
             Mode::Unavailable(_) => None,
         }
     }
@@ -166,7 +170,7 @@ impl Attestation {
     /// `None` when a TPM is in use, else why not.
     pub fn unavailable_reason(&self) -> Option<&str> {
         match &self.mode {
-            Mode::Tpm { .. } => None,
+            Mode::Tpm(_) => None,
             Mode::Unavailable(reason) => Some(reason),
         }
     }
@@ -174,46 +178,32 @@ impl Attestation {
     /// A quote over PCRs 0–15 and the application PCR for `nonce`, with the attestation key,
     /// the EK certificate and both event logs. Blocking: call it off the async runtime.
     pub fn evidence(&self, nonce: &[u8]) -> Result<Evidence, AttestError> {
-        let (tpm, log, application_pcr, firmware_log, attestation_key, ek_certificate) =
-            match &self.mode {
-                Mode::Tpm {
-                    tpm,
-                    log,
-                    application_pcr,
-                    firmware_log,
-                    attestation_key,
-                    ek_certificate,
-                } => (
-                    tpm,
-                    log,
-                    application_pcr,
-                    firmware_log,
-                    attestation_key,
-                    ek_certificate,
-                ),
-                Mode::Unavailable(reason) => return Err(AttestError::Unavailable(reason.clone())),
-            };
+        let m = match &self.mode {
+            Mode::Tpm(measured) => measured,
+            Mode::Unavailable(reason) => return Err(AttestError::Unavailable(reason.clone())),
+        };
         if !(8..=64).contains(&nonce.len()) {
             return Err(AttestError::BadNonce);
         }
         let mut pcrs: Vec<u8> = BOOT_PCRS.collect();
-        if !pcrs.contains(application_pcr) {
-            pcrs.push(*application_pcr);
+        if !pcrs.contains(&m.application_pcr) {
+            pcrs.push(m.application_pcr);
         }
-        let quote = tpm.quote(nonce, &pcrs)?;
-        let application = log
+        let quote = m.tpm.quote(nonce, &pcrs)?;
+        let application = m
+            .log
             .read()
-            .map_err(|e| TpmError::Measure(format!("{}: {e}", log.path().display())))?;
-        let firmware = std::fs::read(firmware_log).ok().map(|b| to_base64(&b));
+            .map_err(|e| TpmError::Measure(format!("{}: {e}", m.log.path().display())))?;
+        let firmware = std::fs::read(&m.firmware_log).ok().map(|b| to_base64(&b));
         Ok(Evidence {
             nonce: to_hex(nonce),
             pcr_bank: "sha256".into(),
             pcrs: quote.pcrs.iter().map(|(i, v)| (*i, to_hex(v))).collect(),
-            application_pcr: *application_pcr,
+            application_pcr: m.application_pcr,
             quote: to_base64(&quote.attest),
             signature: to_base64(&quote.signature),
-            attestation_key: attestation_key.clone(),
-            ek_certificate: ek_certificate.clone(),
+            attestation_key: m.attestation_key.clone(),
+            ek_certificate: m.ek_certificate.clone(),
             event_logs: EventLogs {
                 firmware,
                 application,
