@@ -59,10 +59,12 @@ fn the_sandboxed_gateway_drops_root_confines_itself_and_still_serves() {
     let line = daemon.wait_for_log("sandbox in force", Duration::from_secs(5));
     eprintln!("{line}");
     assert!(line.contains("no_new_privs"), "{line}");
+    // Fully, or partially on a kernel with an older Landlock ABI: either way `/` is refused.
     assert!(
-        line.contains("Landlock fully enforced") && line.contains("listing / denied"),
+        line.contains("Landlock fully enforced") || line.contains("Landlock partially enforced"),
         "{line}"
     );
+    assert!(line.contains("listing / denied"), "{line}");
     assert!(line.contains("sched_setaffinity denied"), "{line}");
 
     let status = status_of(daemon.child.id());

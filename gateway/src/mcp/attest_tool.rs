@@ -43,16 +43,7 @@ pub async fn call(
         .and_then(Value::as_str)
         .and_then(from_hex);
     let answer = match nonce {
-        Some(nonce) => {
-            let attestation = Arc::clone(attestation);
-            tokio::task::spawn_blocking(move || attestation.evidence(&nonce))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(AttestError::Unavailable(format!(
-                        "the quote task failed: {e}"
-                    )))
-                })
-        }
+        Some(nonce) => attestation.evidence_off_runtime(nonce).await,
         None => Err(AttestError::BadNonce),
     };
     match answer {

@@ -22,13 +22,9 @@ pub(super) async fn attestation(
     let Some(nonce) = nonce else {
         return error(AttestError::BadNonce);
     };
-    let attestation = Arc::clone(attestation);
-    match tokio::task::spawn_blocking(move || attestation.evidence(&nonce)).await {
-        Ok(Ok(evidence)) => json_response(StatusCode::OK, &json!(evidence)),
-        Ok(Err(e)) => error(e),
-        Err(e) => error(AttestError::Unavailable(format!(
-            "the quote task failed: {e}"
-        ))),
+    match attestation.evidence_off_runtime(nonce).await {
+        Ok(evidence) => json_response(StatusCode::OK, &json!(evidence)),
+        Err(e) => error(e),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod verify;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256 as Sha256Hasher};
 use tracing::{info, warn};
@@ -173,6 +174,21 @@ impl Attestation {
             Mode::Tpm(_) => None,
             Mode::Unavailable(reason) => Some(reason),
         }
+    }
+
+    /// [`Attestation::evidence`] on a blocking thread, for the HTTP route and the MCP tool.
+    pub async fn evidence_off_runtime(
+        self: &Arc<Self>,
+        nonce: Vec<u8>,
+    ) -> Result<Evidence, AttestError> {
+        let attestation = Arc::clone(self);
+        tokio::task::spawn_blocking(move || attestation.evidence(&nonce))
+            .await
+            .unwrap_or_else(|e| {
+                Err(AttestError::Unavailable(format!(
+                    "the quote task failed: {e}"
+                )))
+            })
     }
 
     /// A quote over PCRs 0–15 and the application PCR for `nonce`, with the attestation key,
