@@ -13,6 +13,7 @@ pub mod inference;
 pub mod logging;
 pub mod mcp;
 pub mod openai;
+pub mod power;
 pub mod queue;
 pub mod router;
 pub mod sandbox;

@@ -3,12 +3,17 @@
 //! device tree): they give `None` or an empty list, never an error.
 
 mod network;
+mod power;
 mod sensors;
 mod system;
 
 use std::path::{Path, PathBuf};
 
 pub use network::{network_links, NetworkLink};
+pub use power::{
+    battery_percent, cpufreq_policies, on_external_power, power_supplies, CpuFreqPolicy,
+    PowerSupply,
+};
 pub use sensors::{hwmon_sensors, iio_sensors, thermal_zones, HwmonSensor, IioSensor, ThermalZone};
 pub use system::{system_info, DiskUsage, LoadAverage, Memory, SystemInfo};
 
@@ -137,6 +142,16 @@ mod tests {
         assert_eq!(zones[0].celsius, Some(48.312));
         assert_eq!(zones[0].trip_celsius, Some(110.0));
         assert_eq!(zones[1].trip_celsius, None);
+        let laptop = SystemRoot::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sysroot-laptop"
+        ));
+        let zones = thermal_zones(&laptop);
+        assert_eq!(zones[0].trip_celsius, Some(103.0));
+        assert_eq!(
+            zones[1].trip_celsius, None,
+            "x86_pkg_temp's disabled trip point (0) is not a trip point"
+        );
     }
 
     #[test]

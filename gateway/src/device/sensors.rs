@@ -62,7 +62,10 @@ pub fn thermal_zones(root: &SystemRoot) -> Vec<ThermalZone> {
                 if kind != "passive" && kind != "critical" && kind != "hot" {
                     return None;
                 }
-                read_number::<f64>(&dir.join(format!("trip_point_{i}_temp"))).map(|m| m / 1000.0)
+                // Drivers report a disabled trip point as 0 (x86_pkg_temp does).
+                read_number::<f64>(&dir.join(format!("trip_point_{i}_temp")))
+                    .map(|m| m / 1000.0)
+                    .filter(|celsius| *celsius > 0.0)
             });
             ThermalZone {
                 zone: file_name(&dir),
