@@ -1,0 +1,204 @@
+//! What a profile asks of cpufreq, as the exact sysfs writes per policy: a governor the driver
+//! offers, and a frequency ceiling (`scaling_max_freq`) from `cpu_throttle_percent`, lower
+//! still in low-power, on one of the driver's steps where it lists them. Only what differs
+//! from the current setting is written.
+
+use serde::Serialize;
+
+use super::profile::Profile;
+use crate::device::{CpuFreqPolicy, SystemRoot};
+
+/// One write to a sysfs file (an absolute system path, resolved under the system root).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SysfsWrite {
+    pub path: String,
+    pub value: String,
+}
+
+/// The ceiling low-power keeps, as a share of the hardware maximum.
+const LOW_POWER_CEILING_PERCENT: u8 = 50;
+
+/// Governors in order of preference per profile; the first the driver offers is used.
+/// intel_pstate and amd-pstate offer only `performance` and `powersave` (which is dynamic there).
+fn governors(profile: Profile) -> &'static [&'static str] {
+    match profile {
+        Profile::Performance => &["performance", "schedutil", "ondemand"],
+        Profile::Balanced => &["schedutil", "ondemand", "conservative", "powersave"],
+        Profile::LowPower => &["conservative", "powersave", "schedutil", "ondemand"],
+    }
+}
+
+/// The writes that put every policy in `profile` with the ceiling `throttle_percent` of the
+/// hardware maximum (1–100).
+pub fn plan(profile: Profile, policies: &[CpuFreqPolicy], throttle_percent: u8) -> Vec<SysfsWrite> {
+    let percent = match profile {
+        Profile::LowPower => throttle_percent.min(LOW_POWER_CEILING_PERCENT),
+        Profile::Performance | Profile::Balanced => throttle_percent,
+    };
+    let mut writes = Vec::new();
+    for policy in policies {
+        let file = |name: &str| format!("/sys/devices/system/cpu/cpufreq/{}/{name}", policy.policy);
+        let governor = governors(profile)
+            .iter()
+            .find(|g| policy.available_governors.iter().any(|a| a == *g));
+        if let Some(governor) = governor.filter(|g| policy.governor.as_deref() != Some(**g)) {
+            writes.push(SysfsWrite {
+                path: file("scaling_governor"),
+                value: (*governor).to_owned(),
+            });
+        }
+        if let Some(ceiling) = ceiling_khz(policy, percent).filter(|c| policy.max_khz != Some(*c)) {
+            writes.push(SysfsWrite {
+                path: file("scaling_max_freq"),
+                value: ceiling.to_string(),
+            });
+        }
+    }
+    writes
+}
+
+/// `percent` of the hardware maximum, not below the hardware minimum, and on the highest
+/// listed step at or below it when the driver lists steps.
+fn ceiling_khz(policy: &CpuFreqPolicy, percent: u8) -> Option<u32> {
+    let max = policy.hardware_max_khz?;
+    let min = policy.hardware_min_khz.unwrap_or(0);
+    let target = (u64::from(max) * u64::from(percent.clamp(1, 100)) / 100) as u32;
+    let target = target.max(min);
+    let step = policy
+        .available_khz
+        .iter()
+        .copied()
+        .filter(|khz| *khz <= target)
+        .max()
+        .or_else(|| policy.available_khz.iter().copied().min());
+    Some(step.unwrap_or(target))
+}
+
+/// Makes the writes; each failure comes back with its path (`EACCES` without the privilege to
+/// write cpufreq).
+pub fn apply(root: &SystemRoot, writes: &[SysfsWrite]) -> Vec<(SysfsWrite, std::io::Error)> {
+    writes
+        .iter()
+        .filter_map(|w| {
+            std::fs::write(root.path(&w.path), &w.value)
+                .err()
+                .map(|e| (w.clone(), e))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::device::cpufreq_policies;
+
+    /// A writable copy of a fixture tree.
+    fn copy_of(fixture: &str) -> (tempfile::TempDir, SystemRoot) {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).expect("mkdir");
+            for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+                let target = to.join(entry.file_name());
+                if entry.path().is_dir() {
+                    copy(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), target).expect("copy");
+                }
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
+        copy(&source, dir.path());
+        let root = SystemRoot::new(dir.path());
+        (dir, root)
+    }
+
+    fn write(path: &str, value: &str) -> SysfsWrite {
+        SysfsWrite {
+            path: path.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn a_pi_in_each_profile() {
+        let (_dir, root) = copy_of("sysroot-rpi4");
+        let policy = "/sys/devices/system/cpu/cpufreq/policy0";
+        let writes = |profile, throttle| plan(profile, &cpufreq_policies(&root), throttle);
+
+        // ondemand at 1.8 GHz now: performance changes only the governor.
+        assert_eq!(
+            writes(Profile::Performance, 100),
+            [write(&format!("{policy}/scaling_governor"), "performance")]
+        );
+        // 75 % of 1.8 GHz is 1.35 GHz: the step below is 1.3 GHz.
+        assert_eq!(
+            writes(Profile::Balanced, 75),
+            [
+                write(&format!("{policy}/scaling_governor"), "schedutil"),
+                write(&format!("{policy}/scaling_max_freq"), "1300000"),
+            ]
+        );
+        // Low-power caps at half (900 MHz) even when the throttle allows more.
+        let low = writes(Profile::LowPower, 100);
+        assert_eq!(
+            low,
+            [
+                write(&format!("{policy}/scaling_governor"), "conservative"),
+                write(&format!("{policy}/scaling_max_freq"), "900000"),
+            ]
+        );
+        assert!(apply(&root, &low).is_empty());
+        let now = &cpufreq_policies(&root)[0];
+        assert_eq!(now.governor.as_deref(), Some("conservative"));
+        assert_eq!(now.max_khz, Some(900_000));
+        assert!(
+            writes(Profile::LowPower, 100).is_empty(),
+            "nothing left to change"
+        );
+        // A throttle below the lowest step stays on the lowest step.
+        assert_eq!(
+            writes(Profile::LowPower, 10),
+            [write(&format!("{policy}/scaling_max_freq"), "600000")]
+        );
+    }
+
+    #[test]
+    fn intel_pstate_has_two_governors_and_no_steps() {
+        let (_dir, root) = copy_of("sysroot-laptop");
+        let policies = cpufreq_policies(&root);
+        let performance = plan(Profile::Performance, &policies, 100);
+        assert_eq!(
+            performance.len(),
+            4,
+            "one governor write per policy: {performance:?}"
+        );
+        assert!(performance.iter().all(|w| w.value == "performance"));
+        let low = plan(Profile::LowPower, &policies, 80);
+        assert_eq!(
+            low.len(),
+            4,
+            "powersave is current; only the ceiling changes: {low:?}"
+        );
+        assert!(low
+            .iter()
+            .all(|w| w.path.ends_with("scaling_max_freq") && w.value == "2350000"));
+    }
+
+    #[test]
+    fn a_write_that_is_refused_is_reported_with_its_path() {
+        let root = SystemRoot::new("/nonexistent-root");
+        let failed = apply(
+            &root,
+            &[write(
+                "/sys/devices/system/cpu/cpufreq/policy0/scaling_governor",
+                "performance",
+            )],
+        );
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0].0.path.ends_with("scaling_governor"));
+    }
+}
