@@ -106,6 +106,22 @@ fn the_sandboxed_gateway_drops_root_confines_itself_and_still_serves() {
     });
 }
 
+/// A state directory that does not exist yet could not be reached once Landlock is in force:
+/// start-up stops with exit 78 and says so.
+#[test]
+fn a_missing_state_directory_stops_start_up() {
+    let (dir, config) = common::config_file("[security]\nsandbox = true\n");
+    let output = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("STATE_DIRECTORY", dir.path().join("not-made-yet"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not-made-yet does not exist"), "{stderr}");
+}
+
 /// Started as root, a user that does not exist stops start-up with exit 78 and names the key;
 /// started unprivileged, the key has nothing to do and the report says so.
 #[test]

@@ -69,6 +69,14 @@ pub fn paths(config: &Config, config_file: Option<&Path>) -> (Vec<PathBuf>, Vec<
 /// Restricts this thread and what it starts to [`paths`], then checks that `/` can no longer
 /// be listed.
 pub fn restrict(config: &Config, config_file: Option<&Path>) -> Result<String, SandboxError> {
+    // A rule needs the path to exist; a state directory made later would be out of reach.
+    let state = crate::config::default_state_dir();
+    if !state.is_dir() {
+        return Err(SandboxError(format!(
+            "the state directory {} does not exist; create it, owned by the gateway's user (systemd's StateDirectory= does)",
+            state.display()
+        )));
+    }
     let (read, write) = paths(config, config_file);
     let read_only: BitFlags<AccessFs> = AccessFs::ReadFile | AccessFs::ReadDir;
     let status = Ruleset::default()
