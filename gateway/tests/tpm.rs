@@ -582,3 +582,64 @@ fn a_sealed_secret_unseals_before_and_fails_after_a_pcr_change() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("models.cloud_api_key"), "{stderr}");
 }
+
+/// A stolen device can be probed on the TPM's bus (SPI/LPC). Sealing and unsealing run over
+/// sessions salted with the storage key and encrypting the secret, so a recording of every byte
+/// between the gateway and the TPM never holds the secret.
+#[test]
+fn a_sealed_secret_never_crosses_the_tpm_link_in_clear() {
+    use common::cloud::{CloudServer, Reply};
+    use common::swtpm::BusTap;
+
+    let swtpm = Swtpm::start();
+    let tap = BusTap::start(&swtpm);
+    let state = tempfile::tempdir().unwrap();
+    let cloud = CloudServer::start(|_, _| Reply::Text(vec!["ok".into()]));
+    let secret = "sk-bus-probe-0123456789abcdef";
+    let toml = format!(
+        "[security]\nuse_tpm = true\ntpm_device = \"{}\"\nfirmware_event_log = \"{}\"\nsealed_dir = \"{}\"\n\
+         [models]\ncloud_endpoint = \"{}\"\ncloud_api_key = {{ sealed = \"key\" }}\n\
+         [offline]\npersistence_path = \"{}\"\n",
+        tap.tcti(),
+        state.path().join("none").display(),
+        state.path().join("sealed").display(),
+        cloud.endpoint(),
+        state.path().join("queue.sqlite").display(),
+    );
+    let (_dir, config) = common::config_file(&toml);
+    let serve = || {
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("STATE_DIRECTORY", state.path())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(
+        serve().status.code(),
+        Some(78),
+        "measures itself, then stops: not sealed yet"
+    );
+    let (code, _, stderr) = seal(&config, "key", "7,23", secret);
+    assert_eq!(code, 0, "{stderr}");
+    let daemon = Daemon::start_with(&toml, |c| {
+        c.env("STATE_DIRECTORY", state.path());
+    });
+    let response = common::post_json(
+        daemon.addr,
+        "/v1/chat/completions",
+        &serde_json::json!({ "messages": [{ "role": "user", "content": "Hi" }] }),
+    );
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(
+        cloud.requests.lock().unwrap()[0].authorization.as_deref(),
+        Some(format!("Bearer {secret}").as_str()),
+        "unsealed through the tap"
+    );
+    eprintln!("the tap saw {} bytes", tap.bytes_seen());
+    assert!(tap.bytes_seen() > 1_000, "the tap saw the traffic");
+    assert!(
+        !tap.saw(secret.as_bytes()),
+        "the secret crossed the TPM link in clear"
+    );
+}

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tss_esapi::attributes::ObjectAttributesBuilder;
+use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
 use tss_esapi::constants::SessionType;
 use tss_esapi::handles::KeyHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
@@ -61,16 +61,23 @@ impl Tpm {
             })?;
         let (public, private) = self.with_context("seal", |ctx| {
             let policy = {
-                let trial = start_session(ctx, SessionType::Trial)?;
+                let trial = start_session(ctx, SessionType::Trial, None)?;
                 let digest = pcr_policy(ctx, trial, pcr_selection)
                     .and_then(|session| ctx.policy_get_digest(session));
                 flush_session(ctx, trial);
                 digest?
             };
+            // The secret crosses the TPM bus encrypted: an HMAC session salted with the
+            // storage key, with command parameter encryption.
             let srk = storage_key(ctx)?;
-            let created = ctx.execute_with_nullauth_session(|ctx| {
-                ctx.create(srk, sealed_object(policy)?, None, Some(data), None, None)
-            });
+            let created = start_session(ctx, SessionType::Hmac, Some((srk, Encrypt::Command)))
+                .and_then(|session| {
+                    let created = ctx.execute_with_session(Some(session), |ctx| {
+                        ctx.create(srk, sealed_object(policy)?, None, Some(data), None, None)
+                    });
+                    flush_session(ctx, session);
+                    created
+                });
             let _ = ctx.flush_context(srk.into());
             let created = created?;
             Ok((
@@ -108,10 +115,18 @@ impl Tpm {
         let pcr_selection = selection(&pcrs)?;
         let unsealed = self.with_context("unseal", |ctx| {
             let srk = storage_key(ctx)?;
-            let loaded = ctx.execute_with_nullauth_session(|ctx| ctx.load(srk, private, public));
+            let object =
+                match ctx.execute_with_nullauth_session(|ctx| ctx.load(srk, private, public)) {
+                    Ok(object) => object,
+                    Err(e) => {
+                        let _ = ctx.flush_context(srk.into());
+                        return Err(e);
+                    }
+                };
+            // The unsealed secret crosses the TPM bus encrypted: the policy session is salted
+            // with the storage key and encrypts the response.
+            let session = start_session(ctx, SessionType::Policy, Some((srk, Encrypt::Response)));
             let _ = ctx.flush_context(srk.into());
-            let object = loaded?;
-            let session = start_session(ctx, SessionType::Policy);
             let unsealed = session.and_then(|session| {
                 let result = pcr_policy(ctx, session, pcr_selection).and_then(|_| {
                     ctx.execute_with_session(Some(session), |ctx| ctx.unseal(object.into()))
@@ -142,18 +157,46 @@ impl Tpm {
     }
 }
 
-fn start_session(ctx: &mut Context, kind: SessionType) -> tss_esapi::Result<AuthSession> {
-    ctx.start_auth_session(
-        None,
-        None,
-        None,
-        kind,
-        SymmetricDefinition::AES_128_CFB,
-        HashingAlgorithm::Sha256,
-    )?
-    .ok_or(tss_esapi::Error::WrapperError(
-        tss_esapi::WrapperErrorKind::WrongValueFromTpm,
-    ))
+/// Which parameter a salted session encrypts (a command without that parameter would refuse
+/// the attribute).
+#[derive(Debug, Clone, Copy)]
+enum Encrypt {
+    /// The first command parameter (the secret given to `TPM2_Create`).
+    Command,
+    /// The first response parameter (the secret `TPM2_Unseal` returns).
+    Response,
+}
+
+/// Starts a session; `salted` salts it with a loaded key (so that only this TPM derives the
+/// session key) and turns on parameter encryption.
+fn start_session(
+    ctx: &mut Context,
+    kind: SessionType,
+    salted: Option<(KeyHandle, Encrypt)>,
+) -> tss_esapi::Result<AuthSession> {
+    let session = ctx
+        .start_auth_session(
+            salted.map(|(key, _)| key),
+            None,
+            None,
+            kind,
+            SymmetricDefinition::AES_128_CFB,
+            HashingAlgorithm::Sha256,
+        )?
+        .ok_or(tss_esapi::Error::WrapperError(
+            tss_esapi::WrapperErrorKind::WrongValueFromTpm,
+        ))?;
+    if let Some((_, direction)) = salted {
+        let (attributes, mask) = SessionAttributesBuilder::new()
+            .with_decrypt(matches!(direction, Encrypt::Command))
+            .with_encrypt(matches!(direction, Encrypt::Response))
+            .build();
+        if let Err(e) = ctx.tr_sess_set_attributes(session, attributes, mask) {
+            flush_session(ctx, session);
+            return Err(e);
+        }
+    }
+    Ok(session)
 }
 
 fn flush_session(ctx: &mut Context, session: AuthSession) {

@@ -132,3 +132,65 @@ pub fn checkquote(dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("run tpm2_checkquote")
 }
+
+/// A recording relay in front of a [`Swtpm`] (its command and control ports): what a probe on
+/// the TPM's bus would see. Connections are relayed both ways and every byte is kept.
+pub struct BusTap {
+    /// The command port the relay listens on (the control port is the next one).
+    pub port: u16,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl BusTap {
+    pub fn start(target: &Swtpm) -> BusTap {
+        use std::io::{Read, Write};
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let port = free_port_pair();
+        for offset in 0..2 {
+            let listener = TcpListener::bind(("127.0.0.1", port + offset)).expect("bind the tap");
+            let upstream = target.port + offset;
+            let seen = std::sync::Arc::clone(&seen);
+            std::thread::spawn(move || {
+                for client in listener.incoming().map_while(Result::ok) {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        continue;
+                    };
+                    for (mut from, mut to) in [
+                        (
+                            client.try_clone().expect("clone"),
+                            server.try_clone().expect("clone"),
+                        ),
+                        (server, client),
+                    ] {
+                        let seen = std::sync::Arc::clone(&seen);
+                        std::thread::spawn(move || {
+                            let mut buffer = [0u8; 4096];
+                            while let Ok(n) = from.read(&mut buffer) {
+                                if n == 0 || to.write_all(&buffer[..n]).is_err() {
+                                    break;
+                                }
+                                seen.lock().expect("tap").extend_from_slice(&buffer[..n]);
+                            }
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+            });
+        }
+        BusTap { port, seen }
+    }
+
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Whether `needle` went over the link in clear, in either direction.
+    pub fn saw(&self, needle: &[u8]) -> bool {
+        let seen = self.seen.lock().expect("tap");
+        seen.windows(needle.len()).any(|w| w == needle)
+    }
+
+    pub fn bytes_seen(&self) -> usize {
+        self.seen.lock().expect("tap").len()
+    }
+}
