@@ -111,12 +111,7 @@ fn the_sandboxed_gateway_drops_root_confines_itself_and_still_serves() {
 #[test]
 fn a_missing_state_directory_stops_start_up() {
     let (dir, config) = common::config_file("[security]\nsandbox = true\n");
-    let output = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("STATE_DIRECTORY", dir.path().join("not-made-yet"))
-        .output()
-        .unwrap();
+    let output = common::serve_until_exit(&config, &dir.path().join("not-made-yet"));
     assert_eq!(output.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not-made-yet does not exist"), "{stderr}");
@@ -133,12 +128,7 @@ fn the_user_to_become_is_checked() {
         return;
     }
     let (dir, config) = common::config_file(toml);
-    let output = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("STATE_DIRECTORY", dir.path())
-        .output()
-        .unwrap();
+    let output = common::serve_until_exit(&config, dir.path());
     assert_eq!(output.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -439,12 +439,7 @@ fn without_a_tpm_attestation_is_unavailable_or_start_up_is_refused() {
     let (_dir, path) = common::config_file(&format!(
         "[security]\nuse_tpm = true\nattestation_required = true\ntpm_device = \"{tcti}\"\n"
     ));
-    let output = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("STATE_DIRECTORY", _dir.path())
-        .output()
-        .unwrap();
+    let output = common::serve_until_exit(&path, _dir.path());
     assert_eq!(output.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -494,15 +489,7 @@ fn a_sealed_secret_unseals_before_and_fails_after_a_pcr_change() {
     // The operator's workflow on the device: the gateway starts, measures itself and stops for
     // want of the secret; the secret is sealed in that state; the gateway starts again.
     let (_dir, config) = common::config_file(&tpm_config(&swtpm, state.path(), &extra));
-    let serve = |config: &Path, state: &Path| {
-        Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("STATE_DIRECTORY", state)
-            .output()
-            .unwrap()
-    };
-    let output = serve(&config, state.path());
+    let output = common::serve_until_exit(&config, state.path());
     assert_eq!(output.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -553,7 +540,7 @@ fn a_sealed_secret_unseals_before_and_fails_after_a_pcr_change() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let output = serve(&config, state.path());
+    let output = common::serve_until_exit(&config, state.path());
     assert_eq!(output.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -577,7 +564,7 @@ fn a_sealed_secret_unseals_before_and_fails_after_a_pcr_change() {
     );
     let (_other_dir, path) =
         common::config_file(&tpm_config(&other, other_state.path(), &other_extra));
-    let output = serve(&path, other_state.path());
+    let output = common::serve_until_exit(&path, other_state.path());
     assert_eq!(output.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("models.cloud_api_key"), "{stderr}");
@@ -607,14 +594,7 @@ fn a_sealed_secret_never_crosses_the_tpm_link_in_clear() {
         state.path().join("queue.sqlite").display(),
     );
     let (_dir, config) = common::config_file(&toml);
-    let serve = || {
-        Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("STATE_DIRECTORY", state.path())
-            .output()
-            .unwrap()
-    };
+    let serve = || common::serve_until_exit(&config, state.path());
     assert_eq!(
         serve().status.code(),
         Some(78),

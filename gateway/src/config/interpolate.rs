@@ -119,14 +119,7 @@ impl<'de> Visitor<'de> for SecretVisitor {
             name = Some(map.next_value::<String>()?);
         }
         match name {
-            Some(name)
-                if !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
-            {
-                Ok(Secret::sealed(name))
-            }
+            Some(name) if crate::tpm::seal::is_valid_name(&name) => Ok(Secret::sealed(name)),
             Some(name) => Err(A::Error::custom(format!(
                 "sealed secret name \"{name}\": use letters, digits, '-' and '_'"
             ))),

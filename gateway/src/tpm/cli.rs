@@ -112,11 +112,7 @@ pub fn seal_command(name: &str, pcrs: &str, config: Option<&Path>) -> ExitCode {
 }
 
 fn seal(name: &str, pcrs: &str, config: &crate::Config) -> Result<String, String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !super::seal::is_valid_name(name) {
         return Err(format!("name {name:?}: use letters, digits, '-' and '_'"));
     }
     let pcrs: Vec<u8> = pcrs

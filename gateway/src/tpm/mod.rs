@@ -7,7 +7,7 @@ mod chip;
 pub mod cli;
 pub mod eventlog;
 pub mod evidence;
-mod seal;
+pub mod seal;
 pub mod verify;
 
 use std::io::Read;

@@ -40,6 +40,15 @@ pub struct SealedSecret {
 }
 
 const FORMAT: &str = "mcp-edge-sealed-v1";
+/// Whether `name` can name a sealed secret (and so a file in `sealed_dir`): letters, digits,
+/// '-' and '_'.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// The TPM's `sensitive.data` limit for a sealed object.
 pub const MAX_SECRET_BYTES: usize = 128;
 

@@ -175,6 +175,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Runs `mcp-gateway serve --config CONFIG` with `STATE_DIRECTORY=state` to its exit, for
+/// start-ups that must fail; the output carries the exit code and the log.
+pub fn serve_until_exit(config: &Path, state: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("STATE_DIRECTORY", state)
+        .output()
+        .unwrap()
+}
+
 /// A parsed HTTP/1.1 response.
 #[derive(Debug)]
 pub struct Response {
