@@ -18,7 +18,8 @@ pub const EXIT_FAILURE: u8 = 1;
 
 /// Features whose configuration is parsed and validated but which this build does not run yet,
 /// as `(feature, section)`. The gateway names them at start-up instead of pretending.
-pub const INACTIVE_FEATURES: &[(&str, &str)] = &[("power governor", "[power]")];
+pub const INACTIVE_FEATURES: &[(&str, &str)] =
+    &[("GPU offload of the local model", "power.gpu_enabled")];
 
 /// Settings this build cannot honour and must not ignore, because ignoring them would weaken
 /// security: client certificates towards upstreams.
@@ -139,8 +140,13 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
     );
 
     // Still one thread: the model's thread count is read from the environment once.
-    crate::inference::set_threads(config.models.threads);
+    crate::inference::set_threads(crate::power::governor::threads_at_start(&config));
     crate::tpm::quiet_library_logs();
+    let socket_activated = inherited.is_some();
+    if config.power.exit_on_idle && !socket_activated {
+        warn!("power.exit_on_idle needs socket activation (mcp-gateway.socket): nothing would start the gateway again, so it stays up");
+    }
+    let exit_on_idle = config.power.exit_on_idle && socket_activated;
     let listener = match inherited {
         Some(listener) => {
             info!("using the listening socket passed by systemd");
@@ -166,7 +172,7 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    match runtime.block_on(run(config, config_path, listener)) {
+    match runtime.block_on(run(config, config_path, listener, exit_on_idle)) {
         Ok(()) => {
             info!("stopped");
             ExitCode::SUCCESS
@@ -250,15 +256,18 @@ fn enter_sandbox(config: &Config, config_path: Option<&Path>) -> Result<(), Exit
 }
 
 /// Serves on `listener` (systemd's, or bound before the sandbox), else binds
-/// `gateway.bind_address`.
+/// `gateway.bind_address`. With `exit_on_idle` it stops once the governor finds it idle and no
+/// request waits in the offline queue; the socket unit starts it again on the next connection.
 async fn run(
     config: Config,
     config_path: Option<PathBuf>,
     listener: Option<std::net::TcpListener>,
+    exit_on_idle: bool,
 ) -> Result<(), crate::GatewayError> {
     let bind_address = config.gateway.bind_address;
     let gateway = Gateway::new(config)?;
     let signals = tokio::spawn(handle_signals(gateway.handle(), config_path));
+    let idle_exit = exit_on_idle.then(|| tokio::spawn(exit_when_idle(gateway.handle())));
     let served = match listener {
         Some(listener) => {
             let listener = listener
@@ -270,7 +279,25 @@ async fn run(
         None => gateway.serve(bind_address).await,
     };
     signals.abort();
+    if let Some(idle_exit) = idle_exit {
+        idle_exit.abort();
+    }
     served
+}
+
+async fn exit_when_idle(handle: GatewayHandle) {
+    loop {
+        handle.power().idle_exit().await;
+        match handle.offline_queue().status().await {
+            Ok(status) if status.queued == 0 => {
+                info!("idle for power.sleep_on_idle_ms; exiting until the next connection starts the gateway again");
+                handle.shutdown();
+                return;
+            }
+            Ok(_) => {} // the sync loop must keep running
+            Err(e) => warn!(error = %e, "cannot read the offline queue; staying up"),
+        }
+    }
 }
 
 async fn handle_signals(handle: GatewayHandle, config_path: Option<PathBuf>) {

@@ -41,6 +41,23 @@ enum Command {
     /// Secrets sealed to this device's TPM.
     #[command(subcommand)]
     Secret(Secret),
+    /// CPU frequency, the privileged side of the power governor.
+    #[command(subcommand)]
+    Cpufreq(Cpufreq),
+}
+
+#[derive(Debug, Subcommand)]
+enum Cpufreq {
+    /// Apply the profile the gateway asked for in REQUEST ("<profile> <percent>") to every
+    /// cpufreq policy; run as root by mcp-gateway-cpufreq.service. Exit 0 applied, 1 a write
+    /// was refused, 2 unreadable request.
+    Apply {
+        #[arg(value_name = "REQUEST")]
+        request: PathBuf,
+        /// Directory under which /sys is found (a fixture tree in tests).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        system_root: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,5 +109,12 @@ fn main() -> ExitCode {
         Command::Secret(Secret::Seal { name, pcrs, config }) => {
             mcp_edge_gateway::tpm::cli::seal_command(&name, &pcrs, config.as_deref())
         }
+        Command::Cpufreq(Cpufreq::Apply {
+            request,
+            system_root,
+        }) => mcp_edge_gateway::power::cpufreq::apply_command(
+            &request,
+            &mcp_edge_gateway::device::SystemRoot::new(system_root),
+        ),
     }
 }

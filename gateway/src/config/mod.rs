@@ -372,27 +372,77 @@ impl Default for TelemetryConfig {
     }
 }
 
-/// `[power]`: the power governor.
+/// `[power]`: the power governor ([`crate::power`]).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PowerConfig {
-    pub low_power_mode: bool,
-    /// Ceiling on CPU frequency as a percentage of the maximum.
+    /// The profile to run in; `auto` chooses from AC, battery and thermal headroom.
+    pub profile: PowerProfile,
+    /// Ceiling on CPU frequency as a percentage of the maximum (low-power keeps at most half).
     pub cpu_throttle_percent: u8,
+    /// Validated only: this build runs the local model on the CPU.
     pub gpu_enabled: bool,
-    /// Idle time after which the governor drops to its lowest state; 0 never.
+    /// Without a request for this long the gateway runs in low-power and frees the local
+    /// model's threads; 0 never.
     pub sleep_on_idle_ms: u64,
+    /// Exit once idle for `sleep_on_idle_ms` when started by `mcp-gateway.socket` (systemd
+    /// starts it again on the next connection); never while the offline queue holds requests.
+    pub exit_on_idle: bool,
+    /// How often power supplies and thermal zones are read.
+    pub poll_interval_seconds: u32,
+    /// `auto`: low-power on battery at or below this charge.
+    pub battery_low_percent: u8,
+    /// `auto`: no local inference on battery at or below this charge.
+    pub battery_critical_percent: u8,
+    /// `auto`: low-power closer than this to a thermal trip point.
+    pub thermal_margin_celsius: u8,
+    /// How cpufreq is set.
+    pub cpufreq: CpufreqControl,
+    /// With `cpufreq = "helper"`: the file the gateway writes its wish to, watched by
+    /// `mcp-gateway-cpufreq.path`.
+    #[serde(deserialize_with = "path")]
+    pub cpufreq_request: PathBuf,
 }
 
 impl Default for PowerConfig {
     fn default() -> Self {
         Self {
-            low_power_mode: false,
+            profile: PowerProfile::Auto,
             cpu_throttle_percent: 100,
             gpu_enabled: true,
             sleep_on_idle_ms: 0,
+            exit_on_idle: false,
+            poll_interval_seconds: 30,
+            battery_low_percent: 30,
+            battery_critical_percent: 10,
+            thermal_margin_celsius: 15,
+            cpufreq: CpufreqControl::Direct,
+            cpufreq_request: PathBuf::from("/run/mcp-edge/cpufreq-request"),
         }
     }
+}
+
+/// `power.profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PowerProfile {
+    Auto,
+    Performance,
+    Balanced,
+    LowPower,
+}
+
+/// `power.cpufreq`: who writes the cpufreq files in sysfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CpufreqControl {
+    /// The gateway writes them (it needs the right to: root, or a fixture tree in tests).
+    Direct,
+    /// The gateway writes its wish to `cpufreq-request` in its runtime directory and the
+    /// privileged `mcp-gateway-cpufreq.service`, started by a path unit, applies it.
+    Helper,
+    /// cpufreq is left alone.
+    Off,
 }
 
 /// `[device]`: where the device's own facts are read from.

@@ -279,6 +279,40 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
     let w = &config.power;
     p.range("power.cpu_throttle_percent", w.cpu_throttle_percent, 1, 100);
     p.range("power.sleep_on_idle_ms", w.sleep_on_idle_ms, 0, 86_400_000);
+    p.range(
+        "power.poll_interval_seconds",
+        w.poll_interval_seconds,
+        1,
+        3_600,
+    );
+    p.range("power.battery_low_percent", w.battery_low_percent, 1, 99);
+    p.range(
+        "power.thermal_margin_celsius",
+        w.thermal_margin_celsius,
+        1,
+        50,
+    );
+    if w.battery_critical_percent >= w.battery_low_percent {
+        p.add(
+            "power.battery_critical_percent",
+            format!(
+                "{} must be below power.battery_low_percent ({})",
+                w.battery_critical_percent, w.battery_low_percent
+            ),
+        );
+    }
+    if !w.cpufreq_request.is_absolute() {
+        p.add(
+            "power.cpufreq_request",
+            "must be an absolute path, for example \"/run/mcp-edge/cpufreq-request\"",
+        );
+    }
+    if w.exit_on_idle && w.sleep_on_idle_ms == 0 {
+        p.add(
+            "power.exit_on_idle",
+            "needs power.sleep_on_idle_ms above 0 (how long idle means)",
+        );
+    }
 
     if !config.device.system_root.is_absolute() {
         p.add(

@@ -26,6 +26,8 @@ pub struct DeviceContext {
     pub queue: Option<crate::queue::OfflineQueue>,
     /// The TPM behind the `attest_device` tool (none in stdio mode).
     pub attestation: Option<Arc<crate::tpm::Attestation>>,
+    /// The power governor behind `power_status` and `set_power_profile` (none in stdio mode).
+    pub power: Option<Arc<crate::power::Governor>>,
 }
 
 const DEVICE_INFO: &str = "device_info";

@@ -20,6 +20,7 @@ mod deferred;
 mod forward;
 mod generate;
 mod notify;
+mod power_tools;
 mod queue_tools;
 
 pub use deferred::{IDEMPOTENCY_META, TOOL_CALL};
@@ -104,6 +105,10 @@ impl McpGateway {
         if device.attestation.is_some() {
             builtin.tools.push(attest_tool::tool());
         }
+        if device.power.is_some() {
+            builtin.tools.extend(power_tools::tools());
+            builtin.resources.push(power_tools::resource());
+        }
         if let Some(model) = &local {
             builtin.tools.push(generate::tool(model));
             builtin.prompts.push(generate::prompt(model));
@@ -140,6 +145,7 @@ impl McpGateway {
             config: Arc::new(RwLock::new(config.clone())),
             queue: None,
             attestation: None,
+            power: None,
         };
         Self::new(
             device,
@@ -241,7 +247,15 @@ impl McpGateway {
         cancel: CancellationToken,
     ) -> Option<rmcp::model::CallToolResult> {
         if let (generate::GENERATE, Some(model)) = (name, &self.inner.local) {
+            if let Some(refusal) = power_tools::refuse_local(self.inner.device.power.as_deref()) {
+                return Some(refusal);
+            }
             return Some(generate::call(model, arguments, cancel).await);
+        }
+        if let Some(power) = &self.inner.device.power {
+            if let Some(result) = power_tools::call(power, name, arguments) {
+                return Some(result);
+            }
         }
         if let (attest_tool::ATTEST, Some(attestation)) = (name, &self.inner.device.attestation) {
             return Some(attest_tool::call(attestation, arguments).await);
@@ -495,8 +509,14 @@ impl ServerHandler for McpGateway {
             .resource_owner(&request.uri)
             .ok_or_else(resource_not_found)?;
         let Some(upstream) = self.upstream(owner) else {
-            let contents = builtin::read_resource(&self.inner.device, &request.uri)
-                .ok_or_else(resource_not_found)?;
+            let contents = match (&self.inner.device.power, request.uri.as_str()) {
+                (Some(power), power_tools::URI) => {
+                    rmcp::model::ResourceContents::text(power_tools::read(power), power_tools::URI)
+                        .with_mime_type("application/json")
+                }
+                _ => builtin::read_resource(&self.inner.device, &request.uri)
+                    .ok_or_else(resource_not_found)?,
+            };
             return Ok(ReadResourceResult::new(vec![contents]).into());
         };
         let mut params = request;

@@ -2,6 +2,12 @@
 //! offers, and a frequency ceiling (`scaling_max_freq`) from `cpu_throttle_percent`, lower
 //! still in low-power, on one of the driver's steps where it lists them. Only what differs
 //! from the current setting is written.
+//!
+//! With `power.cpufreq = "helper"` the gateway, which has no right to write sysfs, writes only
+//! a [`Request`] (a profile and a percentage) to a file; the root `mcp-gateway cpufreq apply`
+//! run by `mcp-gateway-cpufreq.service` reads it, plans the writes itself, and makes them. The
+//! request names nothing but a profile and a number, so the gateway cannot steer the helper to
+//! any other file or value.
 
 use serde::Serialize;
 
@@ -72,6 +78,88 @@ fn ceiling_khz(policy: &CpuFreqPolicy, percent: u8) -> Option<u32> {
         .max()
         .or_else(|| policy.available_khz.iter().copied().min());
     Some(step.unwrap_or(target))
+}
+
+/// What the gateway asks the cpufreq helper for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub profile: Profile,
+    /// `power.cpu_throttle_percent`, 1–100.
+    pub percent: u8,
+}
+
+impl Request {
+    /// Reads `"<profile> <percent>"`, the whole text of a request file.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let [profile, percent] = words[..] else {
+            return Err(format!(
+                "expected \"<profile> <percent>\", got {:?}",
+                text.trim()
+            ));
+        };
+        let profile = Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == profile)
+            .ok_or_else(|| format!("unknown profile {profile:?}"))?;
+        let percent = percent
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .ok_or_else(|| format!("the percentage must be 1 to 100, got {percent:?}"))?;
+        Ok(Self { profile, percent })
+    }
+}
+
+/// Replaces the request file at once (a new file renamed over the old), so the helper never
+/// reads half of one.
+pub fn write_request(path: &std::path::Path, request: &Request) -> std::io::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(
+        &partial,
+        format!("{} {}\n", request.profile.name(), request.percent),
+    )?;
+    std::fs::rename(&partial, path)
+}
+
+/// `mcp-gateway cpufreq apply REQUEST`: the helper's side. Reads the request, plans the writes
+/// for every policy under `root`, makes them, and says what it did; exit 1 when a write was
+/// refused, 2 when the request is unreadable.
+pub fn apply_command(request: &std::path::Path, root: &SystemRoot) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let parsed = std::fs::read_to_string(request)
+        .map_err(|e| e.to_string())
+        .and_then(|text| Request::parse(&text));
+    let request = match parsed {
+        Ok(request) => request,
+        Err(e) => {
+            eprintln!("cpufreq apply: {}: {e}", request.display());
+            return ExitCode::from(2);
+        }
+    };
+    let policies = crate::device::cpufreq_policies(root);
+    let writes = plan(request.profile, &policies, request.percent);
+    let failed = apply(root, &writes);
+    #[allow(clippy::print_stdout)] // The command's report, read in the journal.
+    {
+        if policies.is_empty() {
+            println!(
+                "{}: no cpufreq policies on this system; nothing to do",
+                request.profile.name()
+            );
+        }
+        for write in writes.iter().filter(|w| !failed.iter().any(|f| &f.0 == *w)) {
+            println!("{} = {}", write.path, write.value);
+        }
+    }
+    for (write, error) in &failed {
+        eprintln!("cpufreq apply: {} = {}: {error}", write.path, write.value);
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Makes the writes; each failure comes back with its path (`EACCES` without the privilege to
@@ -186,6 +274,33 @@ mod tests {
         assert!(low
             .iter()
             .all(|w| w.path.ends_with("scaling_max_freq") && w.value == "2350000"));
+    }
+
+    #[test]
+    fn a_request_names_a_profile_and_a_percentage_only() {
+        let request = Request::parse("low-power 80\n").expect("valid");
+        assert_eq!(
+            request,
+            Request {
+                profile: Profile::LowPower,
+                percent: 80
+            }
+        );
+        for bad in [
+            "",
+            "turbo 80",
+            "low-power 0",
+            "low-power 101",
+            "low-power",
+            "low-power 80 /etc/passwd",
+        ] {
+            assert!(Request::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("cpufreq-request");
+        write_request(&file, &request).expect("write");
+        let text = std::fs::read_to_string(&file).expect("read");
+        assert_eq!(Request::parse(&text).expect("round trip"), request);
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! The power governor, being built (its `[power]` section is still validated only): so far
-//! the automatic profile choice ([`profile`]), from the power supplies, battery and thermal
-//! headroom the device reports ([`crate::device`]), and what a profile asks of cpufreq as the
-//! exact sysfs writes ([`cpufreq`]). Running it (a loop, the privilege to write cpufreq, the
-//! local model's threads, background intervals) comes next.
+//! The power governor: the automatic profile choice ([`profile`]) from the power supplies,
+//! battery and thermal headroom the device reports ([`crate::device`]); what a profile asks of
+//! cpufreq as the exact sysfs writes, made directly or by a root helper ([`cpufreq`]); and the
+//! loop that decides, logs each switch with its reason, and applies it ([`governor`]).
 
 pub mod cpufreq;
+pub mod governor;
 pub mod profile;
+
+pub use governor::{Governor, Pace, PowerStatus};
+pub use profile::Profile;

@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-use crate::device::{self, SystemRoot};
+use crate::config::{PowerConfig, PowerProfile};
+use crate::device::{self, PowerSupply, SystemRoot, ThermalZone};
 
 /// A power profile. What each one does to cpufreq, the local model and the background work is
 /// decided where the profile is applied.
@@ -15,6 +16,29 @@ pub enum Profile {
     Performance,
     Balanced,
     LowPower,
+}
+
+impl Profile {
+    pub const ALL: [Self; 3] = [Self::Performance, Self::Balanced, Self::LowPower];
+
+    /// The fixed profile of a `power.profile` setting; `None` for `auto`.
+    pub fn from_setting(setting: PowerProfile) -> Option<Self> {
+        match setting {
+            PowerProfile::Auto => None,
+            PowerProfile::Performance => Some(Self::Performance),
+            PowerProfile::Balanced => Some(Self::Balanced),
+            PowerProfile::LowPower => Some(Self::LowPower),
+        }
+    }
+
+    /// The name used in the configuration, the API, logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Performance => "performance",
+            Self::Balanced => "balanced",
+            Self::LowPower => "low-power",
+        }
+    }
 }
 
 /// What the automatic choice looks at.
@@ -32,14 +56,18 @@ pub struct Readings {
 impl Readings {
     /// What the system under `root` reports now.
     pub fn read(root: &SystemRoot) -> Self {
-        let supplies = device::power_supplies(root);
-        let headroom = device::thermal_zones(root)
+        Self::of(&device::power_supplies(root), &device::thermal_zones(root))
+    }
+
+    /// The readings in supplies and zones read already.
+    pub fn of(supplies: &[PowerSupply], zones: &[ThermalZone]) -> Self {
+        let headroom = zones
             .iter()
             .filter_map(|zone| Some(zone.trip_celsius? - zone.celsius?))
             .reduce(f64::min);
         Self {
-            on_external_power: device::on_external_power(&supplies),
-            battery_percent: device::battery_percent(&supplies),
+            on_external_power: device::on_external_power(supplies),
+            battery_percent: device::battery_percent(supplies),
             thermal_headroom_celsius: headroom,
         }
     }
@@ -56,6 +84,18 @@ pub struct Thresholds {
     /// Closer than this to a trip point: low-power, before the kernel throttles.
     pub thermal_margin_celsius: f64,
     pub thermal_hysteresis_celsius: f64,
+}
+
+impl Thresholds {
+    /// `[power]`'s thresholds; the hysteresis bands are fixed.
+    pub fn from_config(config: &PowerConfig) -> Self {
+        Self {
+            battery_low_percent: config.battery_low_percent,
+            battery_critical_percent: config.battery_critical_percent,
+            thermal_margin_celsius: f64::from(config.thermal_margin_celsius),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for Thresholds {

@@ -45,6 +45,8 @@ struct Inner {
     writes: tokio::sync::mpsc::Sender<Write>,
     settings: Settings,
     metrics: Arc<Metrics>,
+    /// Stretches the retry interval in low-power.
+    pace: Arc<crate::power::Pace>,
     /// An entry arrived: the sync loop, asleep on an empty queue, starts counting the interval.
     arrived: Notify,
     /// Sync now (the link came back, or an operator asked).
@@ -144,7 +146,11 @@ pub struct QueueStatus {
 
 impl OfflineQueue {
     /// Opens the queue file named by `[offline]` (moving a damaged one aside).
-    pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Self, StoreError> {
+    pub fn open(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        pace: Arc<crate::power::Pace>,
+    ) -> Result<Self, StoreError> {
         let system_root = crate::device::SystemRoot::new(&config.device.system_root);
         let config = &config.offline;
         let store = Store::open(
@@ -186,6 +192,7 @@ impl OfflineQueue {
                     keep_results: Duration::from_secs(u64::from(config.keep_results_hours) * 3600),
                 },
                 metrics,
+                pace,
                 arrived: Notify::new(),
                 sync_now: Notify::new(),
                 syncing: tokio::sync::Mutex::new(()),

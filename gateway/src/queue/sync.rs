@@ -221,15 +221,12 @@ impl OfflineQueue {
         }
     }
 
-    /// `sync_interval_seconds` doubled per failed round, capped, then jittered to 50–100 %.
+    /// `sync_interval_seconds` doubled per failed round (and stretched in low-power), capped,
+    /// then jittered to 50–100 %.
     fn next_wait(&self) -> Duration {
         let failures = self.state().failures.min(16);
-        let base = self
-            .inner
-            .settings
-            .interval
-            .saturating_mul(1 << failures)
-            .min(MAX_BACKOFF);
+        let interval = self.inner.pace.stretch(self.inner.settings.interval);
+        let base = interval.saturating_mul(1 << failures).min(MAX_BACKOFF);
         let jitter = 0.5 + 0.5 * jitter_unit();
         base.mul_f64(jitter)
     }

@@ -2,6 +2,7 @@
 //! show its first token in time or the fallback takes over, text streams out as it arrives, and
 //! tool calls on the gateway's MCP tools are run and fed back for a bounded number of rounds.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,6 +149,8 @@ struct Inner {
     /// `models.max_tokens`: default and ceiling.
     max_tokens: u32,
     max_tool_rounds: u32,
+    /// False while the power governor keeps the local model off.
+    local_gate: Arc<AtomicBool>,
 }
 
 /// One turn's result.
@@ -166,6 +169,7 @@ impl Completions {
         tools: Option<Arc<dyn ToolHost>>,
         max_tokens: u32,
         max_tool_rounds: u32,
+        local_gate: Arc<AtomicBool>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -175,6 +179,7 @@ impl Completions {
                 tools,
                 max_tokens,
                 max_tool_rounds,
+                local_gate,
             }),
         }
     }
@@ -337,6 +342,7 @@ impl Inner {
                     estimated_first_token: prompt
                         .as_ref()
                         .and_then(|p| model.estimate_first_token(p.len())),
+                    paused: !self.local_gate.load(Ordering::Relaxed),
                 }
             }),
             cloud: self.cloud.as_ref().map(|c| CloudState {

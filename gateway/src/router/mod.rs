@@ -51,6 +51,8 @@ pub struct LocalState {
     pub max_queued: usize,
     /// Expected time to the first token of this request's prompt.
     pub estimated_first_token: Option<Duration>,
+    /// The power governor has turned local inference off (battery critical).
+    pub paused: bool,
 }
 
 impl LocalState {
@@ -115,7 +117,7 @@ impl PolicyRouter {
     }
 
     fn local_allowed(&self, inputs: &RouteInputs) -> bool {
-        inputs.local.is_some()
+        inputs.local.is_some_and(|l| !l.paused)
             && self.routing != Routing::CloudOnly
             && inputs.requested != Some(Backend::Cloud)
     }
@@ -126,6 +128,12 @@ impl ModelRouter for PolicyRouter {
         let Some(local) = inputs.local else {
             return (false, "no local model is loaded".into());
         };
+        if local.paused {
+            return (
+                false,
+                "the power governor has turned local inference off (battery critical)".into(),
+            );
+        }
         match self.routing {
             Routing::CloudOnly => return (false, "models.routing is cloud_only".into()),
             Routing::LocalOnly => return (true, "models.routing is local_only".into()),
@@ -244,6 +252,7 @@ mod tests {
             pending,
             max_queued: 2,
             estimated_first_token: Some(Duration::from_millis(estimate_ms)),
+            paused: false,
         })
     }
 

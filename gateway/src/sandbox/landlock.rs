@@ -62,6 +62,9 @@ pub fn paths(config: &Config, config_file: Option<&Path>) -> (Vec<PathBuf>, Vec<
     if let Some(device) = s.tpm_device.strip_prefix("device:") {
         write.push(PathBuf::from(device));
     }
+    if config.power.cpufreq == crate::config::CpufreqControl::Helper {
+        write.extend(config.power.cpufreq_request.parent().map(Path::to_path_buf));
+    }
     write.extend(s.sandbox_write_paths.iter().cloned());
     (read, write)
 }

@@ -5,6 +5,7 @@ mod attestation;
 mod auth;
 mod host;
 mod oauth;
+mod power;
 mod queue;
 mod reload;
 mod response;
@@ -13,6 +14,7 @@ mod tls;
 mod v1;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,7 @@ use crate::device::SystemRoot;
 use crate::health::Health;
 use crate::inference::LocalModel;
 use crate::mcp::{self, builtin::DeviceContext, McpGateway};
+use crate::power::Governor;
 use crate::queue::OfflineQueue;
 use crate::router::{Completions, PolicyRouter, ToolHost};
 use crate::systemd;
@@ -131,6 +134,8 @@ struct Shared {
     queue: OfflineQueue,
     /// Quotes for `/v1/attestation` (or why there are none).
     attestation: Arc<Attestation>,
+    /// The power governor behind `/v1/power`.
+    power: Arc<Governor>,
     /// `/mcp`; its token ends open SSE streams at shutdown so that the drain can finish.
     mcp_http: mcp::transport::HttpService,
     mcp_streams: CancellationToken,
@@ -192,7 +197,12 @@ impl Gateway {
         let tls = tls::server_config(&config.security)?;
         let health = Arc::new(Health::default());
         let metrics = Arc::new(Metrics::new());
-        let queue = OfflineQueue::open(&config, Arc::clone(&metrics))?;
+        let power = Arc::new(Governor::new(
+            &config.power,
+            SystemRoot::new(&config.device.system_root),
+            Arc::clone(&metrics),
+        ));
+        let queue = OfflineQueue::open(&config, Arc::clone(&metrics), power.pace())?;
         health.set(
             "attestation",
             true,
@@ -207,6 +217,7 @@ impl Gateway {
             metrics: Arc::clone(&metrics),
             queue: Some(queue.clone()),
             attestation: Some(Arc::clone(&attestation)),
+            power: Some(Arc::clone(&power)),
         };
         let config = Arc::clone(&device.config);
         let upstreams = config
@@ -217,7 +228,7 @@ impl Gateway {
         let models = config_snapshot(&config).models;
         let local = LocalModel::from_config(&models)?;
         let mcp = McpGateway::new(device, &upstreams, Arc::clone(&health), local.clone());
-        let completions = completions(&models, local, &mcp)?;
+        let completions = completions(&models, local, &mcp, power.local_inference())?;
         health.set("models", true, models_summary(&completions));
         let mcp_streams = CancellationToken::new();
         let mcp_http = mcp::transport::http_service(&mcp, mcp_streams.clone());
@@ -230,6 +241,7 @@ impl Gateway {
             completions,
             queue,
             attestation,
+            power,
             mcp_http,
             mcp_streams,
             started: Instant::now(),
@@ -282,8 +294,10 @@ impl Gateway {
         tokio::spawn(crate::telemetry::export::run(
             telemetry,
             Arc::clone(&shared.metrics),
+            shared.power.pace(),
             background.clone(),
         ));
+        tokio::spawn(Arc::clone(&shared.power).run(background.clone()));
         let replay = queue::Replay {
             completions: shared.completions.clone(),
             mcp: shared.mcp.clone(),
@@ -447,6 +461,11 @@ impl GatewayHandle {
         &self.shared.queue
     }
 
+    /// The power governor: its status, the profile setting, and when it finds the gateway idle.
+    pub fn power(&self) -> &Arc<Governor> {
+        &self.shared.power
+    }
+
     /// Re-reads the certificate, key and client CA (rotated files keep their paths) when TLS
     /// stays on; turning TLS on or off needs a restart. A set that cannot be used is logged and
     /// the running one kept. Returns whether the new set is in use.
@@ -483,6 +502,7 @@ fn completions(
     m: &crate::config::ModelsConfig,
     local: Option<LocalModel>,
     mcp: &McpGateway,
+    local_gate: Arc<AtomicBool>,
 ) -> Result<Completions, GatewayError> {
     let cloud = CloudClient::from_config(m).map_err(GatewayError::Cloud)?;
     let tools: Arc<dyn ToolHost> = Arc::new(mcp.clone());
@@ -493,6 +513,7 @@ fn completions(
         Some(tools),
         m.max_tokens,
         m.max_tool_rounds,
+        local_gate,
     ))
 }
 

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::response::{json_response, with_type, ApiError, Body};
-use super::{attestation, auth, queue, v1, LiveSettings, Shared};
+use super::{attestation, auth, power, queue, v1, LiveSettings, Shared};
 use crate::telemetry;
 
 /// The routes the gateway knows, as they appear in metric labels.
@@ -27,6 +27,7 @@ enum Route {
     QueueSync,
     QueueEntry,
     Attestation,
+    Power,
     ResourceMetadata,
     Unknown,
 }
@@ -43,6 +44,7 @@ impl Route {
             "/v1/queue/status" => Route::QueueStatus,
             "/v1/queue/sync" => Route::QueueSync,
             "/v1/attestation" => Route::Attestation,
+            "/v1/power" => Route::Power,
             p if p.starts_with("/.well-known/oauth-protected-resource") => Route::ResourceMetadata,
             p if entry_id(p).is_some() => Route::QueueEntry,
             _ => Route::Unknown,
@@ -50,8 +52,10 @@ impl Route {
     }
 
     /// The scope a client needs for this route (`None`: open to anyone who reaches it).
-    fn scope(self) -> auth::Scope {
+    fn scope(self, method: &Method) -> auth::Scope {
         match self {
+            Route::Power if method == Method::PUT => Some("admin"),
+            Route::Power => Some("power"),
             Route::Health | Route::ResourceMetadata | Route::Unknown => None,
             Route::Metrics => Some("metrics"),
             Route::Mcp => Some("mcp"),
@@ -59,6 +63,16 @@ impl Route {
             Route::QueueStatus | Route::QueueEntry => Some("queue"),
             Route::QueueSync => Some("admin"),
             Route::Attestation => Some("attestation"),
+        }
+    }
+
+    /// Whether a request on this route is work that ends an idle spell; health checks,
+    /// scrapes and power readings are not.
+    fn is_work(self, method: &Method) -> bool {
+        match self {
+            Route::Health | Route::Metrics | Route::ResourceMetadata => false,
+            Route::Power => method == Method::PUT,
+            _ => true,
         }
     }
 
@@ -74,6 +88,7 @@ impl Route {
             Route::QueueSync => "/v1/queue/sync",
             Route::QueueEntry => "/v1/queue/{id}",
             Route::Attestation => "/v1/attestation",
+            Route::Power => "/v1/power",
             Route::ResourceMetadata => "/.well-known/oauth-protected-resource",
             Route::Unknown => "other",
         }
@@ -89,6 +104,9 @@ pub(super) async fn serve(
     let live = shared.live();
     let route = Route::of(request.uri().path());
     let method = method_label(request.method());
+    if route.is_work(request.method()) {
+        shared.power.touch();
+    }
     let response = respond(&shared, &live, route, request, started).await;
     shared.metrics.observe_request(
         route.label(),
@@ -111,7 +129,11 @@ async fn respond(
         return e.into_response();
     }
     let mut request = request;
-    match live.clients.admit(request.headers(), route.scope()).await {
+    match live
+        .clients
+        .admit(request.headers(), route.scope(request.method()))
+        .await
+    {
         Ok(Some(admitted)) => {
             if let Some(tools) = admitted.tools {
                 request.extensions_mut().insert(tools);
@@ -149,6 +171,8 @@ async fn respond(
             (Route::Attestation, &Method::GET) => {
                 attestation::attestation(&shared.attestation, parts.uri.query()).await
             }
+            (Route::Power, &Method::GET) => power::status(&shared.power),
+            (Route::Power, &Method::PUT) => power::set(&shared.power, &body),
             _ => route_request(shared, live, route, &parts.method, parts.uri.path()),
         },
         Ok(Err(e)) => e.into_response(),
@@ -205,13 +229,14 @@ fn route_request(
         (Route::QueueStatus | Route::QueueEntry | Route::Attestation, _) => {
             not_allowed(method, "GET")
         }
+        (Route::Power, _) => not_allowed(method, "GET, PUT"),
         (Route::ChatCompletions | Route::McpCompletions | Route::QueueSync, _) => {
             not_allowed(method, "POST")
         }
         (Route::Mcp, _) | (Route::Unknown, _) => not_found(
             "no such route; the gateway serves /mcp, /v1/chat/completions, /v1/mcp/completions, \
              /v1/models, /v1/queue/status, /v1/queue/sync, /v1/queue/{id}, /v1/attestation, \
-             /health and /metrics",
+             /v1/power, /health and /metrics",
         ),
     }
 }

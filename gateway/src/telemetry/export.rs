@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 
 use super::Metrics;
 use crate::config::{Compression, TelemetryConfig};
+use crate::power::Pace;
 
 /// `Content-Type` of a batch.
 pub const CONTENT_TYPE: &str = "application/vnd.mcp-edge.telemetry+json";
@@ -92,8 +93,14 @@ struct Endpoint {
     wait_ticks: u64,
 }
 
-/// Runs the export loop until `stop`; does nothing without endpoints.
-pub async fn run(config: TelemetryConfig, metrics: Arc<Metrics>, stop: CancellationToken) {
+/// Runs the export loop until `stop`; does nothing without endpoints. A snapshot is taken
+/// every interval, stretched by `pace` in low-power.
+pub async fn run(
+    config: TelemetryConfig,
+    metrics: Arc<Metrics>,
+    pace: Arc<Pace>,
+    stop: CancellationToken,
+) {
     if config.endpoints.is_empty() {
         return;
     }
@@ -118,12 +125,9 @@ pub async fn run(config: TelemetryConfig, metrics: Arc<Metrics>, stop: Cancellat
         })
         .collect();
     let mut seq = 0;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await; // the first tick is immediate: the first snapshot comes one interval in
     loop {
         tokio::select! {
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep(pace.stretch(interval)) => {}
             _ = stop.cancelled() => return,
         }
         seq += 1;

@@ -3,6 +3,7 @@
 
 pub mod export;
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -64,6 +65,70 @@ struct FallbackLabels {
     to: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProfileLabels {
+    profile: &'static str,
+}
+
+/// A sysfs name: a cpufreq policy, a thermal zone's type, a power supply. The device decides
+/// how many there are, not a client.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeviceLabels {
+    name: String,
+}
+
+/// The power governor's gauges.
+#[derive(Debug, Default)]
+struct PowerMetrics {
+    profile: Family<ProfileLabels, Gauge>,
+    switches: Family<ProfileLabels, Counter>,
+    local_inference: Gauge,
+    frequency: Family<DeviceLabels, Gauge>,
+    temperature: Family<DeviceLabels, Gauge<f64, AtomicU64>>,
+    battery: Family<DeviceLabels, Gauge>,
+    supply_online: Family<DeviceLabels, Gauge>,
+}
+
+impl PowerMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "power_profile",
+            "1 for the power profile in force, 0 for the others",
+            self.profile.clone(),
+        );
+        registry.register(
+            "power_profile_switches",
+            "Switches of the power profile, by the profile switched to",
+            self.switches.clone(),
+        );
+        registry.register(
+            "power_local_inference",
+            "1 while the power governor lets the local model run",
+            self.local_inference.clone(),
+        );
+        registry.register(
+            "cpu_frequency_khz",
+            "Current frequency of each cpufreq policy",
+            self.frequency.clone(),
+        );
+        registry.register(
+            "thermal_zone_celsius",
+            "Temperature of each thermal zone (thermal_zoneN)",
+            self.temperature.clone(),
+        );
+        registry.register(
+            "battery_capacity_percent",
+            "Charge of each battery",
+            self.battery.clone(),
+        );
+        registry.register(
+            "power_supply_online",
+            "1 while a mains or USB supply delivers power",
+            self.supply_online.clone(),
+        );
+    }
+}
+
 /// Every metric the gateway keeps.
 #[derive(Debug)]
 pub struct Metrics {
@@ -83,6 +148,7 @@ pub struct Metrics {
     queue_failed: Counter,
     queue_sync_rounds: Family<ResultLabels, Counter>,
     queue_depth: Gauge,
+    power: PowerMetrics,
 }
 
 impl Default for Metrics {
@@ -182,6 +248,8 @@ impl Metrics {
             "Entries waiting in the offline queue",
             queue_depth.clone(),
         );
+        let power = PowerMetrics::default();
+        power.register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -206,6 +274,56 @@ impl Metrics {
             queue_failed,
             queue_sync_rounds,
             queue_depth,
+            power,
+        }
+    }
+
+    /// Counts a switch of the power profile to `profile`.
+    pub fn power_switched(&self, profile: &'static str) {
+        self.power
+            .switches
+            .get_or_create(&ProfileLabels { profile })
+            .inc();
+    }
+
+    /// Sets the power gauges from the governor's status.
+    pub fn power_readings(&self, status: &crate::power::PowerStatus) {
+        let p = &self.power;
+        for profile in crate::power::Profile::ALL {
+            let on = i64::from(profile == status.profile);
+            p.profile
+                .get_or_create(&ProfileLabels {
+                    profile: profile.name(),
+                })
+                .set(on);
+        }
+        p.local_inference.set(i64::from(status.local_inference));
+        let name = |name: &str| DeviceLabels {
+            name: name.to_owned(),
+        };
+        for policy in &status.cpufreq.policies {
+            if let Some(khz) = policy.current_khz {
+                p.frequency
+                    .get_or_create(&name(&policy.policy))
+                    .set(i64::from(khz));
+            }
+        }
+        for zone in &status.thermal_zones {
+            if let Some(celsius) = zone.celsius {
+                p.temperature.get_or_create(&name(&zone.zone)).set(celsius);
+            }
+        }
+        for supply in &status.supplies {
+            if let Some(percent) = supply.capacity_percent {
+                p.battery
+                    .get_or_create(&name(&supply.name))
+                    .set(i64::from(percent));
+            }
+            if let Some(online) = supply.online {
+                p.supply_online
+                    .get_or_create(&name(&supply.name))
+                    .set(i64::from(online));
+            }
         }
     }
 
