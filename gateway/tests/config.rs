@@ -170,7 +170,7 @@ fn client_tokens_are_digests_and_scopes_are_known() {
         lines,
         [
             "edge.toml:3:16: security.clients[0].token_sha256: must be 64 hex digits: the SHA-256 of the token (mcp-gateway hash-token)",
-            "edge.toml:4:10: security.clients[0].scopes: unknown scope \"everything\"; known: completions, mcp, queue, admin, metrics, attestation, *",
+            "edge.toml:4:10: security.clients[0].scopes: unknown scope \"everything\"; known: completions, mcp, queue, admin, metrics, attestation, power, *",
         ]
     );
 }
@@ -353,5 +353,25 @@ fn oauth_urls_are_https_except_on_localhost() {
     assert_eq!(
         problem("[security.oauth]\njwks_uri = \"https://a/jwks\"\n"),
         "edge.toml:1:1: security.oauth.authorization_server: must be set when jwks_uri or resource is"
+    );
+}
+
+#[test]
+fn power_thresholds_that_contradict_each_other_are_refused() {
+    let message = problem(
+        "[power]\nbattery_low_percent = 20\nbattery_critical_percent = 25\nexit_on_idle = true\nprofile = \"auto\"\n",
+    );
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "edge.toml:3:28: power.battery_critical_percent: 25 must be below power.battery_low_percent (20)",
+            "edge.toml:4:16: power.exit_on_idle: needs power.sleep_on_idle_ms above 0 (how long idle means)",
+        ]
+    );
+    let message = problem("[power]\nprofile = \"eco\"\n");
+    assert!(
+        message.starts_with("edge.toml:2:11: power.profile: unknown variant `eco`"),
+        "{message}"
     );
 }

@@ -163,6 +163,36 @@ fn serves_on_the_socket_systemd_passes() {
 }
 
 #[test]
+fn a_socket_activated_gateway_exits_when_idle_and_the_socket_keeps_listening() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (dir, command) = socket_activated(
+        &listener,
+        &format!(
+            "{}[power]\nsleep_on_idle_ms = 500\nexit_on_idle = true\n",
+            common::fixture_device_section()
+        ),
+    );
+    let path = dir.path().join("mcp-edge.toml");
+    let mut daemon = Daemon::spawn(command, dir, path);
+    assert_eq!(daemon.get("/v1/models").status, 200);
+    let started = Instant::now();
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let idle = started.elapsed();
+    assert!(idle >= Duration::from_millis(500), "exited after {idle:?}");
+    assert!(
+        daemon
+            .logs()
+            .iter()
+            .any(|l| l.contains("idle for power.sleep_on_idle_ms; exiting")),
+        "{:#?}",
+        daemon.logs()
+    );
+    // systemd still holds the socket: a client connects and waits for the next start.
+    assert!(std::net::TcpStream::connect(addr).is_ok());
+}
+
+#[test]
 fn a_passed_descriptor_that_is_not_a_listening_socket_is_refused() {
     let file = tempfile::tempfile().unwrap();
     let (_dir, mut command) = socket_activated(&file, "");

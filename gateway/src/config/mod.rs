@@ -316,13 +316,14 @@ pub struct ClientConfig {
 }
 
 /// The scopes a client can be given.
-pub const SCOPES: [&str; 7] = [
+pub const SCOPES: [&str; 8] = [
     "completions",
     "mcp",
     "queue",
     "admin",
     "metrics",
     "attestation",
+    "power",
     "*",
 ];
 
@@ -416,7 +417,7 @@ impl Default for PowerConfig {
             battery_low_percent: 30,
             battery_critical_percent: 10,
             thermal_margin_celsius: 15,
-            cpufreq: CpufreqControl::Direct,
+            cpufreq: CpufreqControl::Off,
             cpufreq_request: PathBuf::from("/run/mcp-edge/cpufreq-request"),
         }
     }
@@ -441,7 +442,8 @@ pub enum CpufreqControl {
     /// The gateway writes its wish to `cpufreq-request` in its runtime directory and the
     /// privileged `mcp-gateway-cpufreq.service`, started by a path unit, applies it.
     Helper,
-    /// cpufreq is left alone.
+    /// cpufreq is left alone (the default: a gateway started by hand does not retune the
+    /// machine it runs on).
     Off,
 }
 

@@ -1,0 +1,369 @@
+//! The power governor in the running gateway, on writable copies of the laptop and Raspberry
+//! Pi fixture trees: the profile it chooses as the battery drains, AC comes back and the device
+//! idles, each switch logged with its reason; the exact cpufreq files it writes (itself, or
+//! through the root helper `mcp-gateway cpufreq apply`); `GET/PUT /v1/power`, the MCP-visible
+//! metrics, and who may set the profile.
+
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{metric, send, Daemon, Response, BIN};
+
+/// A writable copy of a fixture tree.
+fn copy_of(fixture: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap().flatten() {
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture),
+        dir.path(),
+    );
+    dir
+}
+
+fn sys(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+fn read(root: &Path, path: &str) -> String {
+    std::fs::read_to_string(sys(root, path))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn set(root: &Path, path: &str, value: &str) {
+    std::fs::write(sys(root, path), value).unwrap();
+}
+
+fn power(daemon: &Daemon) -> serde_json::Value {
+    let response = daemon.get("/v1/power");
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()
+}
+
+/// Polls `/v1/power` until `check` holds.
+fn wait_for(
+    daemon: &Daemon,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = power(daemon);
+        if check(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {status:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn put(daemon: &Daemon, body: &str, token: Option<&str>) -> Response {
+    let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    send(
+        &mut daemon.connect(),
+        &format!(
+            "PUT /v1/power HTTP/1.1\r\nHost: localhost\r\n{authorization}Content-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+const POLICIES: [&str; 4] = ["policy0", "policy1", "policy2", "policy3"];
+
+fn cpufreq(policy: &str, file: &str) -> String {
+    format!("/sys/devices/system/cpu/cpufreq/{policy}/{file}")
+}
+
+#[test]
+fn a_laptop_drains_its_battery_reaches_critical_and_goes_back_on_mains() {
+    let tree = copy_of("sysroot-laptop");
+    let root = tree.path();
+    let mut daemon = Daemon::start(&format!(
+        "[device]\nsystem_root = \"{}\"\n[power]\npoll_interval_seconds = 1\ncpufreq = \"direct\"\n",
+        root.display()
+    ));
+
+    // On battery at 64 %: balanced, and intel_pstate's powersave is already in force.
+    daemon.wait_for_log(
+        "power profile balanced: on battery at 64 %",
+        Duration::from_secs(5),
+    );
+    let status = power(&daemon);
+    assert_eq!(status["setting"], "auto");
+    assert_eq!(status["profile"], "balanced");
+    assert_eq!(status["on_external_power"], false);
+    assert_eq!(status["battery_percent"], 64);
+    assert_eq!(status["local_inference"], true);
+    assert_eq!(status["cpufreq"]["policies"].as_array().unwrap().len(), 4);
+    for policy in POLICIES {
+        assert_eq!(
+            read(root, &cpufreq(policy, "scaling_governor")),
+            "powersave"
+        );
+        assert_eq!(read(root, &cpufreq(policy, "scaling_max_freq")), "4700000");
+    }
+
+    // 25 %: low-power caps every policy at half of 4.7 GHz.
+    set(root, "/sys/class/power_supply/BAT0/capacity", "25");
+    let status = wait_for(&daemon, "low-power at 25 %", |s| {
+        s["profile"] == "low-power"
+    });
+    assert_eq!(status["reason"], "on battery at 25 %");
+    assert_eq!(status["background_interval_factor"], 4);
+    daemon.wait_for_log(
+        "power profile low-power: on battery at 25 %",
+        Duration::from_secs(5),
+    );
+    for policy in POLICIES {
+        assert_eq!(
+            read(root, &cpufreq(policy, "scaling_governor")),
+            "powersave"
+        );
+        assert_eq!(read(root, &cpufreq(policy, "scaling_max_freq")), "2350000");
+    }
+
+    // 8 %: no local inference; the metrics say so.
+    set(root, "/sys/class/power_supply/BAT0/capacity", "8");
+    let status = wait_for(&daemon, "local inference off", |s| {
+        s["local_inference"] == false
+    });
+    assert!(
+        status["reason"]
+            .as_str()
+            .unwrap()
+            .contains("at or below the critical 10 %: local inference off"),
+        "{status:#}"
+    );
+    let metrics = daemon.get("/metrics").body;
+    assert_eq!(
+        metric(&metrics, "mcp_edge_power_local_inference "),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&metrics, "mcp_edge_battery_capacity_percent{name=\"BAT0\"}"),
+        Some(8.0)
+    );
+    assert_eq!(
+        metric(&metrics, "mcp_edge_power_profile{profile=\"low-power\"}"),
+        Some(1.0)
+    );
+
+    // Mains again: performance, the performance governor and the full range.
+    set(root, "/sys/class/power_supply/AC/online", "1");
+    let status = wait_for(&daemon, "performance on mains", |s| {
+        s["profile"] == "performance"
+    });
+    assert_eq!(status["reason"], "on external power");
+    assert_eq!(status["local_inference"], true);
+    for policy in POLICIES {
+        assert_eq!(
+            read(root, &cpufreq(policy, "scaling_governor")),
+            "performance"
+        );
+        assert_eq!(read(root, &cpufreq(policy, "scaling_max_freq")), "4700000");
+    }
+    let metrics = daemon.get("/metrics").body;
+    assert_eq!(
+        metric(
+            &metrics,
+            "mcp_edge_power_profile_switches_total{profile=\"performance\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&metrics, "mcp_edge_power_supply_online{name=\"AC\"}"),
+        Some(1.0)
+    );
+
+    // Set by hand: it holds whatever the readings say, until set back to auto.
+    let response = put(&daemon, r#"{"profile": "low-power"}"#, None);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json()["setting"], "low-power");
+    assert_eq!(response.json()["profile"], "low-power");
+    assert_eq!(
+        read(root, &cpufreq("policy0", "scaling_max_freq")),
+        "2350000"
+    );
+    let response = put(&daemon, r#"{"profile": "turbo"}"#, None);
+    assert_eq!(response.status, 400);
+    assert!(
+        response
+            .body
+            .contains("unknown power profile \\\"turbo\\\""),
+        "{}",
+        response.body
+    );
+    assert_eq!(put(&daemon, "{not json", None).status, 400);
+    let response = put(&daemon, r#"{"profile": "auto"}"#, None);
+    assert_eq!(response.json()["profile"], "performance");
+    assert!(
+        daemon.problems_logged().is_empty(),
+        "{:#?}",
+        daemon.problems_logged()
+    );
+}
+
+#[test]
+fn an_idle_gateway_runs_low_power_and_the_next_request_wakes_it() {
+    let tree = copy_of("sysroot-rpi4");
+    let root = tree.path();
+    let mut daemon = Daemon::start(&format!(
+        "[device]\nsystem_root = \"{}\"\n[power]\nsleep_on_idle_ms = 600\ncpufreq = \"direct\"\n",
+        root.display()
+    ));
+    // A Pi reports no supply: balanced, schedutil.
+    daemon.wait_for_log(
+        "power profile balanced: no power supply reported",
+        Duration::from_secs(5),
+    );
+    assert_eq!(power(&daemon)["battery_percent"], serde_json::Value::Null);
+    let governor = cpufreq("policy0", "scaling_governor");
+    assert_eq!(read(root, &governor), "schedutil");
+
+    // Reading /v1/power, /health or /metrics is not work: the gateway goes idle on time.
+    let status = wait_for(&daemon, "idle", |s| s["idle"] == true);
+    assert_eq!(status["profile"], "low-power");
+    let reason = status["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("no request for ")
+            && reason
+                .contains("(power.sleep_on_idle_ms); otherwise balanced: no power supply reported"),
+        "{status:#}"
+    );
+    assert_eq!(read(root, &governor), "conservative");
+    assert_eq!(
+        read(root, &cpufreq("policy0", "scaling_max_freq")),
+        "900000"
+    );
+
+    // A request ends it at once, not a poll interval (30 s) later.
+    assert_eq!(daemon.get("/v1/models").status, 200);
+    let status = wait_for(&daemon, "awake", |s| s["idle"] == false);
+    assert_eq!(status["profile"], "balanced");
+    assert_eq!(read(root, &governor), "schedutil");
+    assert_eq!(
+        read(root, &cpufreq("policy0", "scaling_max_freq")),
+        "1800000"
+    );
+}
+
+#[test]
+fn without_the_right_to_write_cpufreq_the_helper_applies_the_request() {
+    let tree = copy_of("sysroot-rpi4");
+    let root = tree.path();
+    let run = tempfile::tempdir().unwrap();
+    let request = run.path().join("cpufreq-request");
+    let mut daemon = Daemon::start(&format!(
+        "[device]\nsystem_root = \"{}\"\n[power]\nprofile = \"low-power\"\ncpu_throttle_percent = 80\n\
+         cpufreq = \"helper\"\ncpufreq_request = \"{}\"\n",
+        root.display(),
+        request.display()
+    ));
+    daemon.wait_for_log(
+        "power profile low-power: the profile is set",
+        Duration::from_secs(5),
+    );
+    // The gateway wrote its wish, and nothing under /sys.
+    assert_eq!(std::fs::read_to_string(&request).unwrap(), "low-power 80\n");
+    assert_eq!(
+        read(root, &cpufreq("policy0", "scaling_governor")),
+        "ondemand"
+    );
+
+    let apply = |request: &Path| {
+        Command::new(BIN)
+            .args(["cpufreq", "apply"])
+            .arg(request)
+            .arg("--system-root")
+            .arg(root)
+            .output()
+            .unwrap()
+    };
+    let output = apply(&request);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        stdout,
+        "/sys/devices/system/cpu/cpufreq/policy0/scaling_governor = conservative\n\
+         /sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq = 900000\n"
+    );
+    assert_eq!(
+        read(root, &cpufreq("policy0", "scaling_governor")),
+        "conservative"
+    );
+    assert_eq!(
+        read(root, &cpufreq("policy0", "scaling_max_freq")),
+        "900000"
+    );
+
+    // The helper takes a profile and a number, nothing else.
+    let forged = run.path().join("forged");
+    std::fs::write(&forged, "/etc/shadow root\n").unwrap();
+    let output = apply(&forged);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown profile"));
+}
+
+#[test]
+fn reading_the_power_state_and_setting_the_profile_need_their_scopes() {
+    let hash = |token: &str| {
+        let mut child = Command::new(BIN)
+            .arg("hash-token")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let daemon = Daemon::start(&format!(
+        "{}[[security.clients]]\nname = \"monitor\"\ntoken_sha256 = \"{}\"\nscopes = [\"power\"]\n\
+         [[security.clients]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nscopes = [\"admin\"]\n",
+        common::fixture_device_section(),
+        hash("monitor-token"),
+        hash("ops-token"),
+    ));
+    let get = |token: Option<&str>| {
+        let authorization =
+            token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        send(
+            &mut daemon.connect(),
+            &format!("GET /v1/power HTTP/1.1\r\nHost: localhost\r\n{authorization}Connection: close\r\n\r\n"),
+        )
+    };
+    assert_eq!(get(None).status, 401);
+    assert_eq!(get(Some("stranger")).status, 401);
+    assert_eq!(get(Some("monitor-token")).status, 200);
+    let body = r#"{"profile": "performance"}"#;
+    assert_eq!(put(&daemon, body, None).status, 401);
+    assert_eq!(put(&daemon, body, Some("stranger")).status, 401);
+    let refused = put(&daemon, body, Some("monitor-token"));
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.error_code(), "insufficient_scope");
+    let set = put(&daemon, body, Some("ops-token"));
+    assert_eq!(set.status, 200, "{}", set.body);
+    assert_eq!(set.json()["setting"], "performance");
+}
