@@ -8,6 +8,8 @@ install -D -m 0755 "$repo/target/release/mcp-gateway" "$root/usr/bin/mcp-gateway
 install -D -m 0644 "$repo/systemd/mcp-gateway.service" "$root/usr/lib/systemd/system/mcp-gateway.service"
 install -D -m 0644 "$repo/systemd/mcp-gateway.socket" "$root/usr/lib/systemd/system/mcp-gateway.socket"
 install -D -m 0644 "$repo/systemd/mcp-gateway-tpm.conf" "$root/usr/lib/systemd/system/mcp-gateway.service.d/tpm.conf"
+install -D -m 0644 "$repo/systemd/mcp-gateway-cpufreq.path" "$root/usr/lib/systemd/system/mcp-gateway-cpufreq.path"
+install -D -m 0644 "$repo/systemd/mcp-gateway-cpufreq.service" "$root/usr/lib/systemd/system/mcp-gateway-cpufreq.service"
 cp -a --no-preserve=ownership "$repo/rootfs-overlay/." "$root/"
 
 echo mcp-edge >"$root/etc/hostname"
@@ -25,7 +27,7 @@ Name=en* eth*
 DHCP=yes
 NET
 
-chroot "$root" systemctl enable systemd-networkd.service mcp-gateway.socket mcp-gateway.service >/dev/null
+chroot "$root" systemctl enable systemd-networkd.service mcp-gateway.socket mcp-gateway.service mcp-gateway-cpufreq.path >/dev/null
 # Each device generates its own machine-id on first boot.
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"

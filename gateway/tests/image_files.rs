@@ -115,3 +115,52 @@ fn the_socket_unit_names_its_socket_for_the_gateway() {
         "{socket}"
     );
 }
+
+#[test]
+fn the_cpufreq_helper_units_verify_and_watch_the_file_the_gateway_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for name in ["mcp-gateway-cpufreq.path", "mcp-gateway-cpufreq.service"] {
+        let text = std::fs::read_to_string(repo().join("systemd").join(name)).unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text.replace("/usr/bin/mcp-gateway", BIN)).unwrap();
+        units.push(path);
+    }
+    let output = systemd_analyze()
+        .arg("verify")
+        .args(&units)
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{report}");
+    assert!(!report.contains("Unknown key"), "{report}");
+
+    // The helper is root but holds no capability and no network.
+    let output = systemd_analyze()
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&units[1])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{report}");
+    for check in ["CapabilityBoundingSet=", "PrivateNetwork="] {
+        let line = report.lines().find(|l| l.contains(check)).unwrap();
+        assert!(line.starts_with('✓'), "{line}");
+    }
+
+    // The path unit watches the file the image's gateway writes its requests to.
+    let path_unit = std::fs::read_to_string(&units[0]).unwrap();
+    let config =
+        mcp_edge_gateway::Config::from_file(&repo().join("rootfs-overlay/etc/mcp/mcp-edge.toml"))
+            .unwrap();
+    assert_eq!(
+        config.power.cpufreq,
+        mcp_edge_gateway::config::CpufreqControl::Helper
+    );
+    let watched = format!("PathChanged={}", config.power.cpufreq_request.display());
+    assert!(path_unit.lines().any(|l| l == watched), "{path_unit}");
+}

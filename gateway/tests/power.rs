@@ -304,7 +304,8 @@ fn without_the_right_to_write_cpufreq_the_helper_applies_the_request() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
         stdout,
-        "/sys/devices/system/cpu/cpufreq/policy0/scaling_governor = conservative\n\
+        "low-power at 80 %: 1 cpufreq policies, 2 writes\n\
+         /sys/devices/system/cpu/cpufreq/policy0/scaling_governor = conservative\n\
          /sys/devices/system/cpu/cpufreq/policy0/scaling_max_freq = 900000\n"
     );
     assert_eq!(

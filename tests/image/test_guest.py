@@ -1,6 +1,7 @@
 """Inside the booted image, through the QEMU guest agent: the measured boot, and the gateway's
 sandbox and watchdog as systemd runs them."""
 
+import json
 import re
 import time
 
@@ -68,3 +69,32 @@ def test_a_hung_gateway_is_restarted_by_the_watchdog(vm):
     assert status == 200 and health["status"] == "ready"
     _, journal = guest_exec(vm, ["/usr/bin/journalctl", "-u", "mcp-gateway.service", "--no-pager", "-q"])
     assert "Watchdog timeout" in journal, journal[-2000:]
+
+
+def test_the_power_governor_runs_and_reports_no_battery(vm):
+    status, body = vm.get("/v1/power", timeout=30)
+    assert status == 200, body
+    power = json.loads(body)
+    print(f"in the booted image: /v1/power profile {power['profile']}: {power['reason']}; "
+          f"{len(power['cpufreq']['policies'])} cpufreq policies; "
+          f"{len(power['thermal_zones'])} thermal zones")
+    # A VM has no battery and reports no supply: balanced, the local model allowed.
+    assert power["setting"] == "auto", power
+    assert power["battery_percent"] is None and power["on_external_power"] is None, power
+    assert power["supplies"] == [], power
+    assert (power["profile"], power["reason"]) == ("balanced", "no power supply reported"), power
+    assert power["local_inference"] is True, power
+    assert power["cpufreq"]["control"] == "helper" and power["cpufreq"]["error"] is None, power
+
+    _, journal = guest_exec(vm, ["/usr/bin/journalctl", "-u", "mcp-gateway.service", "--no-pager", "-q",
+                                 "--grep", "power profile"])
+    assert "power profile balanced: no power supply reported" in journal, journal
+
+    # The request reached the root helper through the path unit, and the helper did its part.
+    code, request = guest_exec(vm, ["/usr/bin/cat", "/run/mcp-edge/cpufreq-request"])
+    assert code == 0 and request == "balanced 100\n", request
+    _, result = guest_exec(vm, ["/usr/bin/systemctl", "show", "-P", "Result", "mcp-gateway-cpufreq.service"])
+    _, helper = guest_exec(vm, ["/usr/bin/journalctl", "-u", "mcp-gateway-cpufreq.service", "--no-pager", "-q"])
+    print(f"in the booted image: cpufreq helper: {result.strip()}: {helper.strip().splitlines()[-1:]}")
+    assert result.strip() == "success", helper
+    assert "balanced" in helper, helper

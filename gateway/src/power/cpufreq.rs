@@ -142,12 +142,13 @@ pub fn apply_command(request: &std::path::Path, root: &SystemRoot) -> std::proce
     let failed = apply(root, &writes);
     #[allow(clippy::print_stdout)] // The command's report, read in the journal.
     {
-        if policies.is_empty() {
-            println!(
-                "{}: no cpufreq policies on this system; nothing to do",
-                request.profile.name()
-            );
-        }
+        println!(
+            "{} at {} %: {} cpufreq policies, {} writes",
+            request.profile.name(),
+            request.percent,
+            policies.len(),
+            writes.len()
+        );
         for write in writes.iter().filter(|w| !failed.iter().any(|f| &f.0 == *w)) {
             println!("{} = {}", write.path, write.value);
         }
