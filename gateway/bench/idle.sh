@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idle cost of the running daemon: resident memory, CPU time and wakeups (context switches of
-# all its threads) over a quiet window, fresh and after a burst of load; the
-# bare-hyper baseline is measured alongside in the same run. Also the stripped binary size.
+# all its threads) over a quiet window, fresh and after a burst of load, without and with the
+# reference model loaded; the bare-hyper baseline is measured alongside in the same run. Also
+# the stripped binary size.
 #
 #   bash gateway/bench/idle.sh [SECONDS]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -10,26 +11,35 @@ window=${1:-60}
 ticks_per_second=$(getconf CLK_TCK)
 
 ensure_apt_packages wrk
+ensure_reference_model 2>/dev/null || true
+[ -f "$reference_model" ] || die "$reference_model is missing; run bash scripts/test.sh (it downloads the reference model)"
 build_release
 start gateway ./target/release/mcp-gateway serve --config "$(gateway_config)"
+model_config="$bench_tmp/model.toml"
+printf '[gateway]\nbind_address = "127.0.0.1:0"\n[models]\nmodel_path = "%s"\n' "$reference_model" >"$model_config"
+start gateway_model ./target/release/mcp-gateway serve --config "$model_config"
 start baseline ./target/release/examples/baseline_server 127.0.0.1:0
+servers=(gateway gateway_model baseline)
+# The model's warm-up (one short generation at start) ends before the first window.
+for _ in $(seq 100); do grep -q "local model warmed up" "$bench_tmp/gateway_model.log" && break; sleep 0.2; done
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
-# measure LABEL: samples both servers over the same window.
+# measure LABEL: samples every server over the same window.
 measure() {
-    local label=$1
-    local t0_g t0_b s0_g s0_b
-    t0_g=$(cpu_ticks "$gateway_pid"); s0_g=$(switches "$gateway_pid")
-    t0_b=$(cpu_ticks "$baseline_pid"); s0_b=$(switches "$baseline_pid")
+    local label=$1 name pid
+    declare -A t0 s0
+    for name in "${servers[@]}"; do
+        pid_var="${name}_pid"; pid=${!pid_var}
+        t0[$name]=$(cpu_ticks "$pid"); s0[$name]=$(switches "$pid")
+    done
     sleep "$window"
-    for name in gateway baseline; do
-        local pid_var="${name}_pid" t0_var="t0_${name:0:1}" s0_var="s0_${name:0:1}"
-        local pid=${!pid_var}
-        awk -v l="$label" -v n="$name" -v r="$(rss_kib "$pid")" \
-            -v dt="$(( $(cpu_ticks "$pid") - ${!t0_var} ))" -v ds="$(( $(switches "$pid") - ${!s0_var} ))" \
+    for name in "${servers[@]}"; do
+        pid_var="${name}_pid"; pid=${!pid_var}
+        awk -v l="$label" -v n="${name/_/ + }" -v r="$(rss_kib "$pid")" \
+            -v dt="$(( $(cpu_ticks "$pid") - ${t0[$name]} ))" -v ds="$(( $(switches "$pid") - ${s0[$name]} ))" \
             -v hz="$ticks_per_second" -v w="$window" \
             'BEGIN { printf "| %s | %s | %.2f | %.3f | %.2f |\n", l, n, r / 1024, 100 * dt / hz / w, ds / w }'
     done
@@ -39,7 +49,7 @@ echo "| state | server | RSS MiB | CPU % over ${window}s | wakeups/s |"
 echo "|---|---|---|---|---|"
 sleep 2
 measure "fresh"
-for name in gateway baseline; do
+for name in "${servers[@]}"; do
     addr_var="${name}_addr"
     wrk -t1 -c16 -d3s "http://${!addr_var}/health" >/dev/null
 done

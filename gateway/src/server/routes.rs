@@ -104,9 +104,6 @@ pub(super) async fn serve(
     let live = shared.live();
     let route = Route::of(request.uri().path());
     let method = method_label(request.method());
-    if route.is_work(request.method()) {
-        shared.power.touch();
-    }
     let response = respond(&shared, &live, route, request, started).await;
     shared.metrics.observe_request(
         route.label(),
@@ -145,6 +142,10 @@ async fn respond(
             response.headers_mut().extend(headers);
             return response;
         }
+    }
+    // Only an admitted request ends an idle spell: a stranger cannot keep the device awake.
+    if route.is_work(request.method()) {
+        shared.power.touch();
     }
     if route == Route::Mcp {
         return mcp(shared, live, request, deadline).await;
