@@ -7,23 +7,9 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{send, Daemon, Response, BIN};
-
-fn hash_token(token: &str) -> String {
-    let mut child = Command::new(BIN)
-        .arg("hash-token")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
+use common::{hash_token, send, Daemon, Response};
 
 fn clients(ops_token: &str, app_token: &str) -> String {
     format!(

@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{metric, send, Daemon, Response, BIN};
+use common::{hash_token, metric, send, Daemon, Response, BIN};
 
 /// A writable copy of a fixture tree.
 fn copy_of(fixture: &str) -> tempfile::TempDir {
@@ -327,25 +326,12 @@ fn without_the_right_to_write_cpufreq_the_helper_applies_the_request() {
 
 #[test]
 fn reading_the_power_state_and_setting_the_profile_need_their_scopes() {
-    let hash = |token: &str| {
-        let mut child = Command::new(BIN)
-            .arg("hash-token")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .to_owned()
-    };
     let daemon = Daemon::start(&format!(
         "{}[[security.clients]]\nname = \"monitor\"\ntoken_sha256 = \"{}\"\nscopes = [\"power\"]\n\
          [[security.clients]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nscopes = [\"admin\"]\n",
         common::fixture_device_section(),
-        hash("monitor-token"),
-        hash("ops-token"),
+        hash_token("monitor-token"),
+        hash_token("ops-token"),
     ));
     let get = |token: Option<&str>| {
         let authorization =

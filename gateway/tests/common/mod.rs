@@ -416,3 +416,17 @@ pub fn fixture_root() -> PathBuf {
 pub fn fixture_device_section() -> String {
     format!("[device]\nsystem_root = \"{}\"\n", fixture_root().display())
 }
+
+/// The `token_sha256` of `token`, from `mcp-gateway hash-token`.
+pub fn hash_token(token: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("hash-token")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
