@@ -112,13 +112,16 @@ impl Request {
 }
 
 /// Replaces the request file at once (a new file renamed over the old), so the helper never
-/// reads half of one.
+/// reads half of one. The file is world-readable whatever the umask: the helper is root
+/// without capabilities, so it reads another user's file only through its mode bits.
 pub fn write_request(path: &std::path::Path, request: &Request) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let partial = path.with_extension("partial");
     std::fs::write(
         &partial,
         format!("{} {}\n", request.profile.name(), request.percent),
     )?;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644))?;
     std::fs::rename(&partial, path)
 }
 
@@ -302,6 +305,9 @@ mod tests {
         write_request(&file, &request).expect("write");
         let text = std::fs::read_to_string(&file).expect("read");
         assert_eq!(Request::parse(&text).expect("round trip"), request);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "the helper must be able to read it");
     }
 
     #[test]
