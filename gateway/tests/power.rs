@@ -354,3 +354,34 @@ fn reading_the_power_state_and_setting_the_profile_need_their_scopes() {
     assert_eq!(set.status, 200, "{}", set.body);
     assert_eq!(set.json()["setting"], "performance");
 }
+
+#[test]
+fn the_governor_reports_the_load_and_how_busy_the_cpus_were_between_two_readings() {
+    let tree = copy_of("sysroot-rpi4");
+    let root = tree.path();
+    let mut daemon = Daemon::start(&format!("[device]\nsystem_root = \"{}\"\n", root.display()));
+    daemon.wait_for_log("power profile balanced", Duration::from_secs(5));
+    let cpu = &power(&daemon)["cpu"];
+    assert_eq!(
+        cpu["load_average"],
+        serde_json::json!({"one": 0.52, "five": 0.34, "fifteen": 0.2})
+    );
+    // The first reading covers the time since boot: busy 81158 of 3467980 ticks.
+    let since_boot = cpu["busy_percent"].as_f64().unwrap();
+    assert!((since_boot - 2.3402).abs() < 0.0001, "{cpu:#}");
+
+    // 400 busy ticks (user 300, system 100) of 1000 (idle 550, iowait 50) later:
+    let stat = read(root, "/proc/stat");
+    let later = stat.replacen(
+        "cpu  58391 212 21473 3384521 2301 0 1082",
+        "cpu  58691 212 21573 3385071 2351 0 1082",
+        1,
+    );
+    assert_ne!(later, stat);
+    set(root, "/proc/stat", &later);
+    let stepped = put(&daemon, r#"{"profile": "auto"}"#, None);
+    assert_eq!(stepped.status, 200, "{}", stepped.body);
+    assert_eq!(stepped.json()["cpu"]["busy_percent"], 40.0);
+    let metrics = daemon.get("/metrics").body;
+    assert_eq!(metric(&metrics, "mcp_edge_cpu_busy_percent "), Some(40.0));
+}

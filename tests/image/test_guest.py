@@ -83,6 +83,14 @@ def test_the_power_governor_runs_and_reports_no_battery(vm):
     assert (power["profile"], power["reason"]) == ("balanced", "no power supply reported"), power
     assert power["local_inference"] is True, power
     assert power["cpufreq"]["control"] == "helper" and power["cpufreq"]["error"] is None, power
+    # /proc is readable inside the sandbox: the load and the busy share since boot.
+    cpu = power["cpu"]
+    assert cpu["load_average"] is not None and 0 <= cpu["busy_percent"] <= 100, power
+    print(f"in the booted image: load {cpu['load_average']['one']}, CPUs {cpu['busy_percent']:.1f} % busy")
+    # The unit lets the kernel coalesce the gateway's timer wake-ups with others'.
+    _, pid = guest_exec(vm, ["/usr/bin/systemctl", "show", "-P", "MainPID", "mcp-gateway.service"])
+    code, slack = guest_exec(vm, ["/usr/bin/cat", f"/proc/{pid.strip()}/timerslack_ns"])
+    assert code == 0 and slack.strip() == "50000000", slack
 
     _, journal = guest_exec(vm, ["/usr/bin/journalctl", "-u", "mcp-gateway.service", "--no-pager", "-q",
                                  "--grep", "power profile"])

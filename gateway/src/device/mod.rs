@@ -15,7 +15,9 @@ pub use power::{
     PowerSupply,
 };
 pub use sensors::{hwmon_sensors, iio_sensors, thermal_zones, HwmonSensor, IioSensor, ThermalZone};
-pub use system::{system_info, DiskUsage, LoadAverage, Memory, SystemInfo};
+pub use system::{
+    cpu_times, load_average, system_info, CpuTimes, DiskUsage, LoadAverage, Memory, SystemInfo,
+};
 
 /// Where `/proc`, `/sys` and `/etc` are read from: `/` on a device, a fixture tree in tests.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Model, kernel, uptime, load, memory and disk.
+//! Model, kernel, uptime, load, CPU time, memory and disk.
 
 use serde::Serialize;
 
@@ -55,7 +55,7 @@ pub fn system_info(root: &SystemRoot, disk_path: &std::path::Path) -> SystemInfo
         uptime_seconds: root
             .read("/proc/uptime")
             .and_then(|u| u.split_whitespace().next()?.parse().ok()),
-        load: load(root),
+        load: load_average(root),
         memory: memory(root),
         disk: disk(disk_path),
     }
@@ -96,13 +96,54 @@ fn cpu_count(root: &SystemRoot) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn load(root: &SystemRoot) -> Option<LoadAverage> {
+/// `/proc/loadavg`: runnable and waiting tasks averaged over 1, 5 and 15 minutes.
+pub fn load_average(root: &SystemRoot) -> Option<LoadAverage> {
     let text = root.read("/proc/loadavg")?;
     let mut fields = text.split_whitespace().map(str::parse::<f64>);
     Some(LoadAverage {
         one: fields.next()?.ok()?,
         five: fields.next()?.ok()?,
         fifteen: fields.next()?.ok()?,
+    })
+}
+
+/// Time all CPUs spent since boot, in clock ticks (the first line of `/proc/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// user, nice, system, irq, softirq and steal (guest time is inside user and nice).
+    pub busy: u64,
+    /// busy, idle and iowait.
+    pub total: u64,
+}
+
+impl CpuTimes {
+    /// Percent of the time between `earlier` and `self` the CPUs were busy; `None` when no
+    /// time passed or the counters went back (a different tree).
+    pub fn busy_percent_since(&self, earlier: &CpuTimes) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|t| *t > 0)?;
+        let busy = self.busy.checked_sub(earlier.busy)?;
+        Some(100.0 * busy as f64 / total as f64)
+    }
+}
+
+/// `/proc/stat`'s `cpu` line.
+pub fn cpu_times(root: &SystemRoot) -> Option<CpuTimes> {
+    let text = root.read("/proc/stat")?;
+    let fields: Vec<u64> = text
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let field = |i: usize| fields.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    let (idle, iowait) = (*fields.get(3)?, field(4));
+    let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+    Some(CpuTimes {
+        busy,
+        total: busy + idle + iowait,
     })
 }
 

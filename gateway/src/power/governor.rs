@@ -1,6 +1,6 @@
 //! The governor at work: every `power.poll_interval_seconds` (and at once after a request ends
-//! an idle spell, or the profile is set through the API) it reads the power supplies and
-//! thermal zones, chooses a profile, and on a switch logs the reason and applies it: cpufreq,
+//! an idle spell, or the profile is set through the API) it reads the power supplies, thermal
+//! zones and CPU load, chooses a profile, and on a switch logs the reason and applies it: cpufreq,
 //! whether the local model may run, and how often background work (telemetry export, the
 //! offline queue's retries) wakes.
 
@@ -16,7 +16,9 @@ use tracing::{info, warn};
 use super::cpufreq;
 use super::profile::{AutoProfile, Decision, Profile, Readings, Thresholds};
 use crate::config::{CpufreqControl, PowerConfig, PowerProfile};
-use crate::device::{self, CpuFreqPolicy, PowerSupply, SystemRoot, ThermalZone};
+use crate::device::{
+    self, CpuFreqPolicy, CpuTimes, LoadAverage, PowerSupply, SystemRoot, ThermalZone,
+};
 use crate::telemetry::Metrics;
 
 /// How much longer background intervals are in low-power.
@@ -61,6 +63,7 @@ pub struct PowerStatus {
     pub supplies: Vec<PowerSupply>,
     pub thermal_zones: Vec<ThermalZone>,
     pub cpufreq: CpufreqStatus,
+    pub cpu: CpuLoad,
     /// The local model's kernel threads (fixed at start).
     pub model_threads: usize,
     /// Background intervals are multiplied by this.
@@ -73,6 +76,17 @@ pub struct CpufreqStatus {
     pub policies: Vec<CpuFreqPolicy>,
     /// Why the last switch could not be applied, if it could not.
     pub error: Option<String>,
+}
+
+/// How busy the CPUs are. Reported, not used to choose the profile: what keeps the gateway
+/// out of low-power is its own requests (`power.sleep_on_idle_ms`), not other programs' load.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuLoad {
+    /// From `/proc/loadavg`.
+    pub load_average: Option<LoadAverage>,
+    /// Percent of CPU time busy between the last two governor steps (since boot at the
+    /// first), from `/proc/stat`.
+    pub busy_percent: Option<f64>,
 }
 
 /// A profile setting refused by [`Governor::set`].
@@ -88,6 +102,9 @@ struct State {
     since_unix: u64,
     idle: bool,
     cpufreq_error: Option<String>,
+    /// `/proc/stat` at the last step, and how busy the CPUs were since the one before.
+    cpu_times: Option<CpuTimes>,
+    cpu_busy_percent: Option<f64>,
 }
 
 /// The power governor of one gateway.
@@ -119,6 +136,8 @@ impl Governor {
                 since_unix: 0,
                 idle: false,
                 cpufreq_error: None,
+                cpu_times: None,
+                cpu_busy_percent: None,
             }),
             started: Instant::now(),
             last_request_ms: AtomicU64::new(0),
@@ -171,6 +190,7 @@ impl Governor {
     /// Reads, decides, and applies what changed; returns the status.
     pub fn step(&self) -> PowerStatus {
         let (supplies, zones) = self.read_sensors();
+        let cpu_times = device::cpu_times(&self.root);
         let readings = Readings::of(&supplies, &zones);
         let idle_for = self.idle_for();
         let idle = self.config.sleep_on_idle_ms > 0
@@ -198,6 +218,11 @@ impl Governor {
         });
         state.idle = idle;
         self.idle.store(idle, Ordering::Relaxed);
+        if let Some(now) = cpu_times {
+            let since = state.cpu_times.unwrap_or(CpuTimes { busy: 0, total: 0 });
+            state.cpu_busy_percent = now.busy_percent_since(&since);
+        }
+        state.cpu_times = cpu_times;
         if switched {
             info!(
                 profile = decision.profile.name(),
@@ -351,6 +376,10 @@ impl Governor {
                 control: self.config.cpufreq,
                 policies: device::cpufreq_policies(&self.root),
                 error: state.cpufreq_error.clone(),
+            },
+            cpu: CpuLoad {
+                load_average: device::load_average(&self.root),
+                busy_percent: state.cpu_busy_percent,
             },
             model_threads: candle_core::utils::get_num_threads(),
             background_interval_factor: self.pace.factor(),

@@ -87,6 +87,7 @@ struct PowerMetrics {
     temperature: Family<DeviceLabels, Gauge<f64, AtomicU64>>,
     battery: Family<DeviceLabels, Gauge>,
     supply_online: Family<DeviceLabels, Gauge>,
+    cpu_busy: Gauge<f64, AtomicU64>,
 }
 
 impl PowerMetrics {
@@ -125,6 +126,11 @@ impl PowerMetrics {
             "power_supply_online",
             "1 while a mains or USB supply delivers power",
             self.supply_online.clone(),
+        );
+        registry.register(
+            "cpu_busy_percent",
+            "Percent of CPU time busy between the power governor's last two readings",
+            self.cpu_busy.clone(),
         );
     }
 }
@@ -298,6 +304,9 @@ impl Metrics {
                 .set(on);
         }
         p.local_inference.set(i64::from(status.local_inference));
+        if let Some(busy) = status.cpu.busy_percent {
+            p.cpu_busy.set(busy);
+        }
         let name = |name: &str| DeviceLabels {
             name: name.to_owned(),
         };
