@@ -1,6 +1,7 @@
 //! The power governor in the running gateway, on writable copies of the laptop and Raspberry
-//! Pi fixture trees: the profile it chooses as the battery drains, AC comes back and the device
-//! idles, each switch logged with its reason; the exact cpufreq files it writes (itself, or
+//! Pi fixture trees: the profile it chooses as the battery drains, AC comes back, the CPU heats
+//! towards its trip point and the device idles, each switch logged with its reason and none
+//! repeated while a reading wobbles; the exact cpufreq files it writes (itself, or
 //! through the root helper `mcp-gateway cpufreq apply`); `GET/PUT /v1/power`, the MCP-visible
 //! metrics, and who may set the profile.
 
@@ -141,6 +142,14 @@ fn a_laptop_drains_its_battery_reaches_critical_and_goes_back_on_mains() {
         assert_eq!(read(root, &cpufreq(policy, "scaling_max_freq")), "2350000");
     }
 
+    // Charging to 33 % is not enough to leave low-power: that needs 35 % (30 + 5).
+    set(root, "/sys/class/power_supply/BAT0/capacity", "33");
+    let stepped = put(&daemon, r#"{"profile": "auto"}"#, None).json();
+    assert_eq!(
+        (&stepped["profile"], &stepped["reason"]),
+        (&"low-power".into(), &"on battery at 33 %".into())
+    );
+
     // 8 %: no local inference; the metrics say so.
     set(root, "/sys/class/power_supply/BAT0/capacity", "8");
     let status = wait_for(&daemon, "local inference off", |s| {
@@ -263,6 +272,86 @@ fn an_idle_gateway_runs_low_power_and_the_next_request_wakes_it() {
     assert_eq!(
         read(root, &cpufreq("policy0", "scaling_max_freq")),
         "1800000"
+    );
+}
+
+#[test]
+fn a_pi_heating_towards_its_trip_point_throttles_before_the_kernel_and_does_not_flap() {
+    let tree = copy_of("sysroot-rpi4");
+    let root = tree.path();
+    let mut daemon = Daemon::start(&format!(
+        "[device]\nsystem_root = \"{}\"\n[power]\ncpufreq = \"direct\"\n",
+        root.display()
+    ));
+    daemon.wait_for_log(
+        "power profile balanced: no power supply reported",
+        Duration::from_secs(5),
+    );
+    // cpu-thermal's trip is at 110 °C: with thermal_margin = 15 the governor throttles from
+    // 95 °C, and leaves low-power only 5 °C further (below 90 °C). Each temperature is written
+    // to the tree, then `PUT auto` runs a governor step at once and answers with its status.
+    let governor = cpufreq("policy0", "scaling_governor");
+    let max_freq = cpufreq("policy0", "scaling_max_freq");
+    let at = |millidegrees: u32| {
+        set(
+            root,
+            "/sys/class/thermal/thermal_zone0/temp",
+            &millidegrees.to_string(),
+        );
+        let response = put(&daemon, r#"{"profile": "auto"}"#, None);
+        assert_eq!(response.status, 200, "{}", response.body);
+        let status = response.json();
+        (
+            status["profile"].as_str().unwrap().to_owned(),
+            read(root, &governor),
+            read(root, &max_freq),
+        )
+    };
+    let ramp = [
+        70_000, 94_500, 95_500, 99_000, 91_000, 95_200, 90_500, 89_500, 94_500,
+    ];
+    let seen: Vec<(u32, (String, String, String))> = ramp.iter().map(|t| (*t, at(*t))).collect();
+    let expect = |t: u32, profile: &str, governor: &str, max: &str| {
+        (t, (profile.to_owned(), governor.to_owned(), max.to_owned()))
+    };
+    assert_eq!(
+        seen,
+        [
+            expect(70_000, "balanced", "schedutil", "1800000"),
+            expect(94_500, "balanced", "schedutil", "1800000"),
+            expect(95_500, "low-power", "conservative", "900000"),
+            expect(99_000, "low-power", "conservative", "900000"),
+            expect(91_000, "low-power", "conservative", "900000"),
+            expect(95_200, "low-power", "conservative", "900000"),
+            expect(90_500, "low-power", "conservative", "900000"),
+            expect(89_500, "balanced", "schedutil", "1800000"),
+            expect(94_500, "balanced", "schedutil", "1800000"),
+        ]
+    );
+    daemon.wait_for_log(
+        "power profile low-power: 14.5 °C below a thermal trip point (margin 15 °C)",
+        Duration::from_secs(5),
+    );
+    // One switch into low-power and one back, whatever the readings did in between.
+    let metrics = daemon.get("/metrics").body;
+    let switches = |profile: &str| {
+        metric(
+            &metrics,
+            &format!("mcp_edge_power_profile_switches_total{{profile=\"{profile}\"}}"),
+        )
+    };
+    assert_eq!(switches("low-power"), Some(1.0));
+    assert_eq!(
+        switches("balanced"),
+        Some(2.0),
+        "the start and the way back"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "mcp_edge_thermal_zone_celsius{name=\"thermal_zone0\"}"
+        ),
+        Some(94.5)
     );
 }
 
