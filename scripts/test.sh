@@ -27,4 +27,6 @@ step "whole-image tests: build the reference image, boot it in QEMU, test it fro
 ensure_qemu
 # shellcheck disable=SC1091 # written by ensure_test_tools
 source "$repo_root/.cache/test-tools/env"
-"$PYTHON" -m pytest -v -p no:cacheprovider tests/image
+# -rP: what passing tests print (boot time, the quote, readings "in the booted image") goes in
+# the log's summary.
+"$PYTHON" -m pytest -v -rP -p no:cacheprovider tests/image
