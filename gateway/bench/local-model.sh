@@ -17,9 +17,13 @@ ensure_apt_packages jq
 rounds=${1:-5}
 threads=${2:-2}
 tokens=${3:-128}
-ensure_reference_model 2>/dev/null || true
-model=${4:-$repo_root/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}
-[ -f "$model" ] || die "$model is missing; run bash scripts/test.sh (it downloads the reference model)"
+if [ -n "${4:-}" ]; then
+    model=$4
+    [ -f "$model" ] || die "$model is missing"
+else
+    ensure_reference_model
+    model=$reference_model
+fi
 
 target_dir="$repo_root/target"
 [ -n "${RUSTFLAGS:-}" ] && target_dir="$repo_root/target/bench-$(echo "$RUSTFLAGS" | tr -c 'a-z0-9' '-')"

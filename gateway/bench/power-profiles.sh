@@ -14,8 +14,7 @@ ensure_apt_packages jq curl
 rounds=${1:-5}
 count=${2:-5}
 max_tokens=${3:-64}
-ensure_reference_model 2>/dev/null || true
-[ -f "$reference_model" ] || die "$reference_model is missing; run bash scripts/test.sh (it downloads the reference model)"
+ensure_reference_model
 step "building the release binary"
 cargo build --release --locked --bin mcp-gateway >&2
 ticks_per_second=$(getconf CLK_TCK)
