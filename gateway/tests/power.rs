@@ -76,6 +76,13 @@ fn wait_for(
     }
 }
 
+/// `PUT auto`: runs a governor step at once on what the tree says now; returns its status.
+fn step_now(daemon: &Daemon) -> serde_json::Value {
+    let response = put(daemon, r#"{"profile": "auto"}"#, None);
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()
+}
+
 fn put(daemon: &Daemon, body: &str, token: Option<&str>) -> Response {
     let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     send(
@@ -144,7 +151,7 @@ fn a_laptop_drains_its_battery_reaches_critical_and_goes_back_on_mains() {
 
     // Charging to 33 % is not enough to leave low-power: that needs 35 % (30 + 5).
     set(root, "/sys/class/power_supply/BAT0/capacity", "33");
-    let stepped = put(&daemon, r#"{"profile": "auto"}"#, None).json();
+    let stepped = step_now(&daemon);
     assert_eq!(
         (&stepped["profile"], &stepped["reason"]),
         (&"low-power".into(), &"on battery at 33 %".into())
@@ -289,7 +296,7 @@ fn a_pi_heating_towards_its_trip_point_throttles_before_the_kernel_and_does_not_
     );
     // cpu-thermal's trip is at 110 °C: with thermal_margin = 15 the governor throttles from
     // 95 °C, and leaves low-power only 5 °C further (below 90 °C). Each temperature is written
-    // to the tree, then `PUT auto` runs a governor step at once and answers with its status.
+    // to the tree, then a governor step runs at once.
     let governor = cpufreq("policy0", "scaling_governor");
     let max_freq = cpufreq("policy0", "scaling_max_freq");
     let at = |millidegrees: u32| {
@@ -298,9 +305,7 @@ fn a_pi_heating_towards_its_trip_point_throttles_before_the_kernel_and_does_not_
             "/sys/class/thermal/thermal_zone0/temp",
             &millidegrees.to_string(),
         );
-        let response = put(&daemon, r#"{"profile": "auto"}"#, None);
-        assert_eq!(response.status, 200, "{}", response.body);
-        let status = response.json();
+        let status = step_now(&daemon);
         (
             status["profile"].as_str().unwrap().to_owned(),
             read(root, &governor),
@@ -468,9 +473,7 @@ fn the_governor_reports_the_load_and_how_busy_the_cpus_were_between_two_readings
     );
     assert_ne!(later, stat);
     set(root, "/proc/stat", &later);
-    let stepped = put(&daemon, r#"{"profile": "auto"}"#, None);
-    assert_eq!(stepped.status, 200, "{}", stepped.body);
-    assert_eq!(stepped.json()["cpu"]["busy_percent"], 40.0);
+    assert_eq!(step_now(&daemon)["cpu"]["busy_percent"], 40.0);
     let metrics = daemon.get("/metrics").body;
     assert_eq!(metric(&metrics, "mcp_edge_cpu_busy_percent "), Some(40.0));
 }

@@ -107,8 +107,9 @@ pub fn load_average(root: &SystemRoot) -> Option<LoadAverage> {
     })
 }
 
-/// Time all CPUs spent since boot, in clock ticks (the first line of `/proc/stat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Time all CPUs spent since boot, in clock ticks (the first line of `/proc/stat`); the
+/// default, all zero, stands for boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CpuTimes {
     /// user, nice, system, irq, softirq and steal (guest time is inside user and nice).
     pub busy: u64,

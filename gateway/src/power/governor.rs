@@ -218,10 +218,8 @@ impl Governor {
         });
         state.idle = idle;
         self.idle.store(idle, Ordering::Relaxed);
-        if let Some(now) = cpu_times {
-            let since = state.cpu_times.unwrap_or(CpuTimes { busy: 0, total: 0 });
-            state.cpu_busy_percent = now.busy_percent_since(&since);
-        }
+        state.cpu_busy_percent =
+            cpu_times.and_then(|now| now.busy_percent_since(&state.cpu_times.unwrap_or_default()));
         state.cpu_times = cpu_times;
         if switched {
             info!(
