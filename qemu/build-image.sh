@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds the reference image, a raw GPT disk for x86_64 UEFI machines (QEMU with OVMF, PCs):
 #
-#   ESP (systemd-boot, kernel, initrd) | rootfs-a (Debian 12 + mcp-gateway) | rootfs-b (empty,
-#   for A/B updates) | data
+#   ESP (systemd-boot, each slot's kernel and initrd) | rootfs-a (Debian 12 + mcp-gateway,
+#   read-only) | rootfs-b (empty until the first update) | data (state, /etc and /var changes)
+#
+# The root file system is also written alone, as the image that update bundles carry
+# (qemu/build-bundle.sh); docs/OTA.md describes the layout.
 #
 # from Debian packages, this checkout's release binary, systemd/ and rootfs-overlay/. Every
 # file system is built as a file (mkfs.ext4 -d, mkfs.vfat + mcopy) and copied into the disk
@@ -11,7 +14,11 @@
 #
 #   bash qemu/build-image.sh [OUTPUT_DIR]        (default .cache/image)
 #
-# Writes OUTPUT_DIR/mcp-edge-amd64.img and its .sha256.
+# Writes OUTPUT_DIR/mcp-edge-amd64.img and its .sha256, and OUTPUT_DIR/rootfs.ext4. Environment:
+#   MCP_EDGE_VERSION=V          the gateway's version string (default: the crate's version);
+#                               a new build for an update gets a new one, e.g. 0.1.0+2
+#   MCP_EDGE_RAUC_KEYRING=F     the CA certificate bundles must chain to (default: the
+#                               development CA of qemu/ota-keys.sh, made on first use)
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$repo_root"
 
@@ -34,12 +41,22 @@ esp_serial=4d434531
 
 esp_mib=128
 root_mib=768
-data_mib=64
+data_mib=256
+# The RAUC compatible string: bundles for another machine are refused.
+rauc_compatible=mcp-edge-amd64-uefi
 
 ensure_apt_packages mmdebstrap dosfstools mtools fdisk e2fsprogs zstd systemd-boot-efi
 require_cargo
 
-step "building mcp-gateway (release)"
+keyring=${MCP_EDGE_RAUC_KEYRING:-}
+if [ -z "$keyring" ]; then
+    bash "$repo_root/qemu/ota-keys.sh" "$repo_root/.cache/ota-keys" >/dev/null
+    keyring=$repo_root/.cache/ota-keys/ca.cert.pem
+fi
+[ -f "$keyring" ] || die "MCP_EDGE_RAUC_KEYRING=$keyring does not exist"
+
+step "building mcp-gateway (release${MCP_EDGE_VERSION:+, version $MCP_EDGE_VERSION})"
+export MCP_EDGE_VERSION=${MCP_EDGE_VERSION:-}
 cargo build --release --locked --bin mcp-gateway
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-edge-image.XXXXXX")
@@ -48,42 +65,32 @@ rootfs=$work/rootfs
 
 step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
 mmdebstrap --variant=minbase --mode=root --format=directory \
-    --include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,initramfs-tools,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent \
+    --include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,initramfs-tools,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent,rauc,rauc-service,e2fsprogs,dosfstools \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$root_a_uuid\"" \
+    --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$rauc_compatible\" \"$keyring\"" \
     bookworm "$rootfs"
 
-step "ESP: systemd-boot, kernel, initrd"
-kernel=$(ls "$rootfs"/boot/vmlinuz-* | sort | tail -n 1)
-initrd=$(ls "$rootfs"/boot/initrd.img-* | sort | tail -n 1)
+step "ESP: systemd-boot, slot a's kernel, initrd and boot entry"
 esp_tree=$work/esp
 mkdir -p "$esp_tree/EFI/BOOT" "$esp_tree/loader/entries"
 cp /usr/lib/systemd/boot/efi/systemd-bootx64.efi "$esp_tree/EFI/BOOT/BOOTX64.EFI"
-cp "$kernel" "$esp_tree/vmlinuz"
-cp "$initrd" "$esp_tree/initrd.img"
-printf 'default mcp-edge-a.conf\ntimeout 0\n' >"$esp_tree/loader/loader.conf"
-cat >"$esp_tree/loader/entries/mcp-edge-a.conf" <<ENTRY
-title mcp-edge (slot A)
-linux /vmlinuz
-initrd /initrd.img
-options root=PARTUUID=$root_a_uuid rw rootwait console=ttyS0,115200 quiet
-ENTRY
+# No "default": systemd-boot boots the first entry in its order, which the RAUC backend keeps.
+printf 'timeout 0\n' >"$esp_tree/loader/loader.conf"
+"$repo_root/rootfs-overlay/usr/lib/mcp-edge/rauc-systemd-boot" seed "$esp_tree" "$rootfs" a "$root_a_uuid"
 find "$esp_tree" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 mkfs.vfat -C -i "$esp_serial" -n ESP "$work/esp.img" $((esp_mib * 1024)) >/dev/null
-(cd "$esp_tree" && mcopy -s -m -i "$work/esp.img" EFI loader initrd.img vmlinuz ::/)
+(cd "$esp_tree" && mcopy -s -m -i "$work/esp.img" EFI loader ::/)
 # mtools stamps entries with the current time; one fixed instant makes the ESP reproducible.
 python3 "$repo_root/qemu/fat-timestamps.py" "$work/esp.img" "$SOURCE_DATE_EPOCH"
-# The kernel and initrd live on the ESP; the root file system does not need a second copy.
-rm -f "$rootfs"/boot/vmlinuz-* "$rootfs"/boot/initrd.img-*
 
 step "root file systems (ext4 from the tree, no mount)"
 # Clamp modification times to SOURCE_DATE_EPOCH and set every access time to it: the build
 # reads files, and mkfs.ext4 -d copies access times into the image.
 find "$rootfs" -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -m -d "@$SOURCE_DATE_EPOCH" {} +
 find "$rootfs" -exec touch -h -a -d "@$SOURCE_DATE_EPOCH" {} +
-mkfs.ext4 -q -d "$rootfs" -U "$fs_root_a" -L rootfs-a -E "hash_seed=$fs_root_a,root_owner=0:0" \
+mkfs.ext4 -q -d "$rootfs" -U "$fs_root_a" -L rootfs -E "hash_seed=$fs_root_a,root_owner=0:0" \
     "$work/root-a.img" "${root_mib}M"
 # mkfs.ext4 -d copies each file's change time, which is when this build touched it; set them
 # all to SOURCE_DATE_EPOCH in the image (debugfs edits the file, no mount).
@@ -117,5 +124,8 @@ for part in esp root-a root-b data; do
     offset=$((offset + $(stat -c %s "$work/$part.img") / 1048576))
 done
 
+cp --sparse=always "$work/root-a.img" "$out/rootfs.ext4"
+"$repo_root/target/release/mcp-gateway" --version | awk '{ print $2 }' >"$out/version"
+echo "$rauc_compatible" >"$out/compatible"
 (cd "$out" && sha256sum "$(basename "$image")" >"$(basename "$image").sha256")
 step "built $image ($(du -h --apparent-size "$image" | cut -f1), sha256 $(cut -d' ' -f1 "$image.sha256"))"

@@ -1,24 +1,62 @@
 #!/usr/bin/env bash
 # mmdebstrap customize hook for the reference image: installs the gateway, the shared units and
-# overlay, and makes the tree reproducible.  Arguments: ROOTFS REPO ROOT_PARTUUID
+# overlay and the RAUC configuration, and makes the tree reproducible.
+# Arguments: ROOTFS REPO RAUC_COMPATIBLE RAUC_KEYRING
 set -euo pipefail
-root=$1 repo=$2 root_partuuid=$3
+root=$1 repo=$2 compatible=$3 keyring=$4
 
 install -D -m 0755 "$repo/target/release/mcp-gateway" "$root/usr/bin/mcp-gateway"
-install -D -m 0644 "$repo/systemd/mcp-gateway.service" "$root/usr/lib/systemd/system/mcp-gateway.service"
-install -D -m 0644 "$repo/systemd/mcp-gateway.socket" "$root/usr/lib/systemd/system/mcp-gateway.socket"
+for unit in mcp-gateway.service mcp-gateway.socket mcp-gateway-cpufreq.path mcp-gateway-cpufreq.service \
+    mcp-gateway-mark-good.service; do
+    install -D -m 0644 "$repo/systemd/$unit" "$root/usr/lib/systemd/system/$unit"
+done
 install -D -m 0644 "$repo/systemd/mcp-gateway-tpm.conf" "$root/usr/lib/systemd/system/mcp-gateway.service.d/tpm.conf"
-install -D -m 0644 "$repo/systemd/mcp-gateway-cpufreq.path" "$root/usr/lib/systemd/system/mcp-gateway-cpufreq.path"
-install -D -m 0644 "$repo/systemd/mcp-gateway-cpufreq.service" "$root/usr/lib/systemd/system/mcp-gateway-cpufreq.service"
 cp -a --no-preserve=ownership "$repo/rootfs-overlay/." "$root/"
 
 echo mcp-edge >"$root/etc/hostname"
+# The root file system is read-only and mounted by the kernel (root=PARTUUID of the booted
+# slot, on the command line the RAUC backend writes), so it has no line here. /data is mounted
+# by data-init before systemd starts; this line tells systemd about it.
 cat >"$root/etc/fstab" <<FSTAB
-PARTUUID=$root_partuuid / ext4 rw,noatime 0 1
-LABEL=ESP /boot/efi vfat ro,noatime,umask=0077 0 2
-LABEL=data /data ext4 noatime,nodev,nosuid,noexec 0 2
+LABEL=ESP /boot/efi vfat rw,noatime,umask=0077,nofail 0 2
+LABEL=data /data ext4 noatime,nodev,nosuid 0 0
+tmpfs /tmp tmpfs mode=1777,nodev,nosuid 0 0
 FSTAB
 mkdir -p "$root/boot/efi" "$root/data"
+# The slot's kernel command line after root= and rauc.slot=, copied into its boot entry.
+echo "ro rootwait init=/usr/lib/mcp-edge/data-init console=ttyS0,115200 quiet" >"$root/etc/kernel/cmdline"
+
+install -d "$root/etc/rauc"
+install -m 0644 "$keyring" "$root/etc/rauc/keyring.pem"
+cat >"$root/etc/rauc/system.conf" <<CONF
+# RAUC on the mcp-edge reference image: two root slots booted by systemd-boot (docs/OTA.md).
+[system]
+compatible=$compatible
+bootloader=custom
+# Status of both slots, on the data partition that updates never touch.
+data-directory=/data/rauc
+# Only dm-verity bundles: the payload is checked block by block as it is read.
+bundle-formats=-plain
+
+[keyring]
+path=/etc/rauc/keyring.pem
+# The signer must hold the codeSigning extended key usage (qemu/ota-keys.sh makes it so).
+check-purpose=codesign
+
+[handlers]
+bootloader-custom-backend=/usr/lib/mcp-edge/rauc-systemd-boot
+
+[slot.rootfs.0]
+device=/dev/disk/by-partlabel/rootfs-a
+type=ext4
+bootname=a
+
+[slot.rootfs.1]
+device=/dev/disk/by-partlabel/rootfs-b
+type=ext4
+bootname=b
+CONF
+
 cat >"$root/etc/systemd/network/20-wired.network" <<NET
 [Match]
 Name=en* eth*
@@ -27,8 +65,13 @@ Name=en* eth*
 DHCP=yes
 NET
 
-chroot "$root" systemctl enable systemd-networkd.service mcp-gateway.socket mcp-gateway.service mcp-gateway-cpufreq.path >/dev/null
-# Each device generates its own machine-id on first boot.
+chroot "$root" systemctl enable systemd-networkd.service mcp-gateway.socket mcp-gateway.service \
+    mcp-gateway-cpufreq.path mcp-gateway-mark-good.service >/dev/null
+# The RAUC backend is the one writer of boot counters (mcp-gateway-mark-good.service drops them
+# through rauc status mark-good); systemd's own blessing would mark a slot good without asking
+# whether the gateway is healthy.
+chroot "$root" systemctl mask systemd-bless-boot.service >/dev/null
+# Each device generates its own machine-id on first boot (kept in the /etc overlay on /data).
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
 # Caches and logs that differ between builds.

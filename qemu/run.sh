@@ -12,6 +12,11 @@
 #                        D/qmp.sock is QEMU's QMP socket (for example to power the guest off),
 #                        D/qga.sock the guest agent's (to run a command in the guest)
 #   MCP_EDGE_ACCEL=kvm   use KVM (default tcg: KVM hangs or aborts on the nested build machines)
+#   MCP_EDGE_EXTRA_DISK=F  attach file F as a second, read-only disk (/dev/vdb in the guest;
+#                        the OTA tests bring their bundles in this way)
+#   MCP_EDGE_WRITABLE=1  write to IMAGE itself, as a device writes its disk, and let the guest
+#                        reboot (for updates; default: writes go to a throw-away snapshot and a
+#                        reboot ends QEMU). Boot a copy: the image changes.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$repo_root"
 
@@ -34,6 +39,13 @@ for _ in $(seq 50); do [ -S "$state/swtpm.sock" ] && break; sleep 0.1; done
 
 [ -f "$state/OVMF_VARS.fd" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$state/OVMF_VARS.fd"
 accel=${MCP_EDGE_ACCEL:-tcg}
+disk=(-drive "file=$image,format=raw,if=virtio,snapshot=on")
+reboot=(-no-reboot)
+if [ "${MCP_EDGE_WRITABLE:-0}" = 1 ]; then
+    disk=(-drive "file=$image,format=raw,if=virtio,cache=writeback")
+    reboot=()
+fi
+[ -n "${MCP_EDGE_EXTRA_DISK:-}" ] && disk+=(-drive "file=$MCP_EDGE_EXTRA_DISK,format=raw,if=virtio,readonly=on")
 serial=(-serial mon:stdio)
 [ -n "${MCP_EDGE_SERIAL:-}" ] && serial=(-serial "file:$MCP_EDGE_SERIAL")
 
@@ -44,9 +56,9 @@ qemu-system-x86_64 \
     -drive if=pflash,format=raw,unit=1,file="$state/OVMF_VARS.fd" \
     -chardev socket,id=chrtpm,path="$state/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
     -device tpm-tis,tpmdev=tpm0 \
-    -drive file="$image",format=raw,if=virtio,snapshot=on \
+    "${disk[@]}" \
     -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$port"-:8080 -device virtio-net-pci,netdev=net0 \
     -qmp unix:"$state/qmp.sock",server=on,wait=off \
     -device virtio-serial -chardev socket,id=qga0,path="$state/qga.sock",server=on,wait=off \
     -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \
-    -display none -no-reboot "${serial[@]}"
+    -display none "${reboot[@]}" "${serial[@]}"

@@ -38,16 +38,35 @@ def image():
 
 
 class Vm:
-    def __init__(self, image, state):
+    """QEMU running the image through qemu/run.sh. With writable=True the image file itself is
+    the device's disk (pass a copy) and a guest reboot reboots instead of ending QEMU."""
+
+    def __init__(self, image, state, writable=False, extra_disk=None):
+        self.image = image
         self.state = Path(state)
-        self.serial = self.state / "serial.log"
         self.port = free_port()
-        env = dict(os.environ, MCP_EDGE_PORT=str(self.port), MCP_EDGE_SERIAL=str(self.serial),
-                   MCP_EDGE_STATE=str(self.state))
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(["bash", str(REPO / "qemu" / "run.sh"), str(image)], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.writable = writable
+        self.extra_disk = extra_disk
+        self.boots = 0
         self.ready_after = None
+        self.start()
+
+    def start(self):
+        """Powers the machine on (again): same disk, TPM state and firmware variables."""
+        self.boots += 1
+        self.serial = self.state / f"serial-{self.boots}.log"
+        env = dict(os.environ, MCP_EDGE_PORT=str(self.port), MCP_EDGE_SERIAL=str(self.serial),
+                   MCP_EDGE_STATE=str(self.state), MCP_EDGE_WRITABLE="1" if self.writable else "0",
+                   MCP_EDGE_EXTRA_DISK=str(self.extra_disk or ""))
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(["bash", str(REPO / "qemu" / "run.sh"), str(self.image)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+    def power_cut(self):
+        """Pulls the plug: QEMU and its TPM die at once; what the guest had not written is lost."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(timeout=20)
 
     @property
     def url(self):
@@ -57,10 +76,10 @@ class Vm:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
             return response.status, json.loads(response.read())
 
-    def wait_ready(self):
+    def wait_ready(self, timeout=READY_TIMEOUT):
         """Polls /health through the port forward until the gateway answers 200 (the gateway
         answers only after systemd's socket has started it and it is listening)."""
-        deadline = self.started + READY_TIMEOUT
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"QEMU exited ({self.process.returncode}): {self.stderr()}"
             try:
@@ -71,7 +90,7 @@ class Vm:
             except OSError:
                 pass
             time.sleep(0.5)
-        raise AssertionError(f"the gateway was not ready within {READY_TIMEOUT} s")
+        raise AssertionError(f"the gateway was not ready within {timeout} s")
 
     def qmp(self, command):
         with socket.socket(socket.AF_UNIX) as s:

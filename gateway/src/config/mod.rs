@@ -37,6 +37,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub power: PowerConfig,
     pub device: DeviceConfig,
+    pub update: UpdateConfig,
     pub upstreams: Vec<UpstreamConfig>,
 }
 
@@ -461,6 +462,24 @@ impl Default for DeviceConfig {
     fn default() -> Self {
         Self {
             system_root: PathBuf::from("/"),
+        }
+    }
+}
+
+/// `[update]`: where A/B update status comes from ([`crate::update`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpdateConfig {
+    /// The `rauc` command `GET /v1/update` and `update_status` ask; on an image without RAUC
+    /// they answer 503 `update_unavailable`.
+    #[serde(deserialize_with = "path")]
+    pub rauc: PathBuf,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        Self {
+            rauc: PathBuf::from("/usr/bin/rauc"),
         }
     }
 }

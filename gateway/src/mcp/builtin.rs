@@ -28,6 +28,8 @@ pub struct DeviceContext {
     pub attestation: Option<Arc<crate::tpm::Attestation>>,
     /// The power governor behind `power_status` and `set_power_profile` (none in stdio mode).
     pub power: Option<Arc<crate::power::Governor>>,
+    /// RAUC's slots behind `update_status` (none in stdio mode).
+    pub update: Option<crate::update::UpdateStatus>,
 }
 
 const DEVICE_INFO: &str = "device_info";

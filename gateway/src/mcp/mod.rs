@@ -21,6 +21,7 @@ mod forward;
 mod generate;
 mod notify;
 mod power_tools;
+mod update_tool;
 mod queue_tools;
 
 pub use deferred::{IDEMPOTENCY_META, TOOL_CALL};
@@ -109,6 +110,9 @@ impl McpGateway {
             builtin.tools.extend(power_tools::tools());
             builtin.resources.push(power_tools::resource());
         }
+        if device.update.is_some() {
+            builtin.tools.push(update_tool::tool());
+        }
         if let Some(model) = &local {
             builtin.tools.push(generate::tool(model));
             builtin.prompts.push(generate::prompt(model));
@@ -146,6 +150,7 @@ impl McpGateway {
             queue: None,
             attestation: None,
             power: None,
+            update: None,
         };
         Self::new(
             device,
@@ -257,6 +262,9 @@ impl McpGateway {
                 return Some(result);
             }
         }
+        if let (update_tool::UPDATE_STATUS, Some(update)) = (name, &self.inner.device.update) {
+            return Some(update_tool::call(update).await);
+        }
         if let (attest_tool::ATTEST, Some(attestation)) = (name, &self.inner.device.attestation) {
             return Some(attest_tool::call(attestation, arguments).await);
         }
@@ -354,7 +362,7 @@ impl ServerHandler for McpGateway {
             .enable_logging()
             .build();
         ServerConfig::new(capabilities)
-            .with_server_info(Implementation::new("mcp-edge-gateway", env!("CARGO_PKG_VERSION")))
+            .with_server_info(Implementation::new("mcp-edge-gateway", crate::VERSION))
             .with_instructions(
                 "Tools of this edge device (device_info, device_sensors, network_links) and of the MCP \
                  servers it federates.",

@@ -6,6 +6,7 @@ mod auth;
 mod host;
 mod oauth;
 mod power;
+mod update;
 mod queue;
 mod reload;
 mod response;
@@ -136,6 +137,8 @@ struct Shared {
     attestation: Arc<Attestation>,
     /// The power governor behind `/v1/power`.
     power: Arc<Governor>,
+    /// RAUC's view of the A/B slots, behind `/v1/update`.
+    update: crate::update::UpdateStatus,
     /// `/mcp`; its token ends open SSE streams at shutdown so that the drain can finish.
     mcp_http: mcp::transport::HttpService,
     mcp_streams: CancellationToken,
@@ -210,6 +213,7 @@ impl Gateway {
                 .unavailable_reason()
                 .map_or("TPM in use".into(), |r| format!("unavailable: {r}")),
         );
+        let update = crate::update::UpdateStatus::new(&config.update.rauc);
         let device = DeviceContext {
             root: SystemRoot::new(&config.device.system_root),
             state_dir,
@@ -218,6 +222,7 @@ impl Gateway {
             queue: Some(queue.clone()),
             attestation: Some(Arc::clone(&attestation)),
             power: Some(Arc::clone(&power)),
+            update: Some(update.clone()),
         };
         let config = Arc::clone(&device.config);
         let upstreams = config
@@ -242,6 +247,7 @@ impl Gateway {
             queue,
             attestation,
             power,
+            update,
             mcp_http,
             mcp_streams,
             started: Instant::now(),

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use super::response::{json_response, with_type, ApiError, Body};
-use super::{attestation, auth, power, queue, v1, LiveSettings, Shared};
+use super::{attestation, auth, power, queue, update, v1, LiveSettings, Shared};
 use crate::telemetry;
 
 /// The routes the gateway knows, as they appear in metric labels.
@@ -28,6 +28,7 @@ enum Route {
     QueueEntry,
     Attestation,
     Power,
+    Update,
     ResourceMetadata,
     Unknown,
 }
@@ -45,6 +46,7 @@ impl Route {
             "/v1/queue/sync" => Route::QueueSync,
             "/v1/attestation" => Route::Attestation,
             "/v1/power" => Route::Power,
+            "/v1/update" => Route::Update,
             p if p.starts_with("/.well-known/oauth-protected-resource") => Route::ResourceMetadata,
             p if entry_id(p).is_some() => Route::QueueEntry,
             _ => Route::Unknown,
@@ -61,7 +63,7 @@ impl Route {
             Route::Mcp => Some("mcp"),
             Route::ChatCompletions | Route::McpCompletions | Route::Models => Some("completions"),
             Route::QueueStatus | Route::QueueEntry => Some("queue"),
-            Route::QueueSync => Some("admin"),
+            Route::QueueSync | Route::Update => Some("admin"),
             Route::Attestation => Some("attestation"),
         }
     }
@@ -89,6 +91,7 @@ impl Route {
             Route::QueueEntry => "/v1/queue/{id}",
             Route::Attestation => "/v1/attestation",
             Route::Power => "/v1/power",
+            Route::Update => "/v1/update",
             Route::ResourceMetadata => "/.well-known/oauth-protected-resource",
             Route::Unknown => "other",
         }
@@ -174,6 +177,7 @@ async fn respond(
             }
             (Route::Power, &Method::GET) => power::status(&shared.power),
             (Route::Power, &Method::PUT) => power::set(&shared.power, &body),
+            (Route::Update, &Method::GET) => update::status(&shared.update).await,
             _ => route_request(shared, live, route, &parts.method, parts.uri.path()),
         },
         Ok(Err(e)) => e.into_response(),
@@ -227,7 +231,7 @@ fn route_request(
         (Route::Health | Route::Metrics | Route::Models | Route::ResourceMetadata, _) => {
             not_allowed(method, "GET, HEAD")
         }
-        (Route::QueueStatus | Route::QueueEntry | Route::Attestation, _) => {
+        (Route::QueueStatus | Route::QueueEntry | Route::Attestation | Route::Update, _) => {
             not_allowed(method, "GET")
         }
         (Route::Power, _) => not_allowed(method, "GET, PUT"),
@@ -237,7 +241,7 @@ fn route_request(
         (Route::Mcp, _) | (Route::Unknown, _) => not_found(
             "no such route; the gateway serves /mcp, /v1/chat/completions, /v1/mcp/completions, \
              /v1/models, /v1/queue/status, /v1/queue/sync, /v1/queue/{id}, /v1/attestation, \
-             /v1/power, /health and /metrics",
+             /v1/power, /v1/update, /health and /metrics",
         ),
     }
 }
@@ -298,7 +302,7 @@ fn health(shared: &Shared) -> Response<Body> {
     };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": crate::VERSION,
         "uptime_seconds": shared.started.elapsed().as_secs(),
         "subsystems": subsystems,
     });
