@@ -15,8 +15,9 @@
 #   bash qemu/build-image.sh [OUTPUT_DIR]        (default .cache/image)
 #
 # Writes OUTPUT_DIR/mcp-edge-amd64.img and its .sha256, and OUTPUT_DIR/rootfs.ext4. Environment:
-#   MCP_EDGE_VERSION=V          the gateway's version string (default: the crate's version);
-#                               a new build for an update gets a new one, e.g. 0.1.0+2
+#   MCP_EDGE_VERSION=V          the gateway's version, stamped into its binary (default: the
+#                               crate's version); a new build for an update gets a new one,
+#                               e.g. 0.1.0+2. At most 63 bytes.
 #   MCP_EDGE_RAUC_KEYRING=F     the CA certificate bundles must chain to (default: the
 #                               development CA of qemu/ota-keys.sh, made on first use)
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
@@ -45,7 +46,7 @@ data_mib=256
 # The RAUC compatible string: bundles for another machine are refused.
 rauc_compatible=mcp-edge-amd64-uefi
 
-ensure_apt_packages mmdebstrap dosfstools mtools fdisk e2fsprogs zstd systemd-boot-efi
+ensure_apt_packages mmdebstrap dosfstools mtools fdisk e2fsprogs zstd systemd-boot-efi binutils
 require_cargo
 
 keyring=${MCP_EDGE_RAUC_KEYRING:-}
@@ -55,21 +56,32 @@ if [ -z "$keyring" ]; then
 fi
 [ -f "$keyring" ] || die "MCP_EDGE_RAUC_KEYRING=$keyring does not exist"
 
-step "building mcp-gateway (release${MCP_EDGE_VERSION:+, version $MCP_EDGE_VERSION})"
-export MCP_EDGE_VERSION=${MCP_EDGE_VERSION:-}
+step "building mcp-gateway (release)"
 cargo build --release --locked --bin mcp-gateway
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-edge-image.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 rootfs=$work/rootfs
+gateway=$work/mcp-gateway
+cp "$repo_root/target/release/mcp-gateway" "$gateway"
+if [ -n "${MCP_EDGE_VERSION:-}" ]; then
+    # The binary keeps 64 bytes for this (gateway/src/lib.rs, VERSION_STAMP): the same build,
+    # labelled, without compiling it again.
+    [ ${#MCP_EDGE_VERSION} -le 63 ] || die "MCP_EDGE_VERSION is longer than 63 bytes"
+    printf '%s' "$MCP_EDGE_VERSION" >"$work/version-stamp"
+    truncate -s 64 "$work/version-stamp"
+    objcopy --update-section ".mcp_edge_version=$work/version-stamp" "$gateway"
+    [ "$("$gateway" --version)" = "mcp-gateway $MCP_EDGE_VERSION" ] ||
+        die "stamping the version failed: $("$gateway" --version)"
+fi
 
 step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
 mmdebstrap --variant=minbase --mode=root --format=directory \
-    --include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,initramfs-tools,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent,rauc,rauc-service,e2fsprogs,dosfstools \
+    --include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,initramfs-tools,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent,rauc,rauc-service,libnss-systemd,e2fsprogs,dosfstools \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$rauc_compatible\" \"$keyring\"" \
+    --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$gateway\" \"$rauc_compatible\" \"$keyring\"" \
     bookworm "$rootfs"
 
 step "ESP: systemd-boot, slot a's kernel, initrd and boot entry"
@@ -125,7 +137,7 @@ for part in esp root-a root-b data; do
 done
 
 cp --sparse=always "$work/root-a.img" "$out/rootfs.ext4"
-"$repo_root/target/release/mcp-gateway" --version | awk '{ print $2 }' >"$out/version"
+"$gateway" --version | awk '{ print $2 }' >"$out/version"
 echo "$rauc_compatible" >"$out/compatible"
 (cd "$out" && sha256sum "$(basename "$image")" >"$(basename "$image").sha256")
 step "built $image ($(du -h --apparent-size "$image" | cut -f1), sha256 $(cut -d' ' -f1 "$image.sha256"))"

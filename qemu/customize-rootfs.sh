@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # mmdebstrap customize hook for the reference image: installs the gateway, the shared units and
 # overlay and the RAUC configuration, and makes the tree reproducible.
-# Arguments: ROOTFS REPO RAUC_COMPATIBLE RAUC_KEYRING
+# Arguments: ROOTFS REPO GATEWAY_BINARY RAUC_COMPATIBLE RAUC_KEYRING
 set -euo pipefail
-root=$1 repo=$2 compatible=$3 keyring=$4
+root=$1 repo=$2 gateway=$3 compatible=$4 keyring=$5
 
-install -D -m 0755 "$repo/target/release/mcp-gateway" "$root/usr/bin/mcp-gateway"
+install -D -m 0755 "$gateway" "$root/usr/bin/mcp-gateway"
 for unit in mcp-gateway.service mcp-gateway.socket mcp-gateway-cpufreq.path mcp-gateway-cpufreq.service \
     mcp-gateway-mark-good.service; do
     install -D -m 0644 "$repo/systemd/$unit" "$root/usr/lib/systemd/system/$unit"
@@ -40,8 +40,6 @@ bundle-formats=-plain
 
 [keyring]
 path=/etc/rauc/keyring.pem
-# The signer must hold the codeSigning extended key usage (qemu/ota-keys.sh makes it so).
-check-purpose=codesign
 
 [handlers]
 bootloader-custom-backend=/usr/lib/mcp-edge/rauc-systemd-boot
@@ -76,4 +74,6 @@ chroot "$root" systemctl mask systemd-bless-boot.service >/dev/null
 rm -f "$root/var/lib/dbus/machine-id"
 # Caches and logs that differ between builds.
 rm -rf "$root/var/cache/apt/"*.bin "$root/var/lib/apt/lists/"* "$root/var/log/"* "$root/tmp/"*
+# The journal persists (journald.conf.d/60-mcp-edge.conf), on /data through the /var overlay.
+chroot "$root" install -d -m 2755 -g systemd-journal /var/log/journal
 rm -f "$root/etc/ssh/ssh_host_"* "$root/var/cache/ldconfig/aux-cache"

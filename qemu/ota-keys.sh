@@ -19,7 +19,7 @@ mkdir -p "$dir"
         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -subj "/O=$subject/CN=$subject bundle signing" -keyout signing.key.pem -out signing.csr.pem 2>/dev/null
-    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >signing.ext
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n' >signing.ext
     openssl x509 -req -in signing.csr.pem -CA ca.cert.pem -CAkey ca.key.pem -CAcreateserial -days 3650 \
         -extfile signing.ext -out signing.cert.pem 2>/dev/null
     rm -f signing.csr.pem signing.ext ca.cert.srl

@@ -62,8 +62,9 @@ ensure_test_tools() {
     mkdir -p "$tools"
 
     # systemd-analyze checks the unit files; swtpm is the TPM the TPM tests run against and
-    # tpm2-tools check the gateway's quotes independently.
-    ensure_apt_packages systemd swtpm swtpm-tools tpm2-tools
+    # tpm2-tools check the gateway's quotes independently; rauc answers GET /v1/update (without
+    # its service, on this machine).
+    ensure_apt_packages systemd swtpm swtpm-tools tpm2-tools rauc
     if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
         ensure_apt_packages python3 python3-venv
     fi

@@ -129,7 +129,7 @@ pub fn serve(config_path: Option<PathBuf>) -> ExitCode {
     let source = config_path
         .as_ref()
         .map_or("embedded defaults".into(), |p| p.display().to_string());
-    info!(version = crate::VERSION, config = %source, "starting mcp-gateway");
+    info!(version = crate::version(), config = %source, "starting mcp-gateway");
     let inactive: Vec<String> = INACTIVE_FEATURES
         .iter()
         .map(|(f, s)| format!("{f} ({s})"))

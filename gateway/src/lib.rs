@@ -24,12 +24,27 @@ pub mod tpm;
 pub mod update;
 
 pub use config::Config;
-
-/// The gateway's version: the crate's, or `MCP_EDGE_VERSION` when the build sets it (an image
-/// build for an update does, e.g. `0.1.0+2`, so that the devices and the bundle say which build
-/// runs). Reported by `--version`, `/health`, `/metrics`, MCP `serverInfo` and `/v1/update`.
-pub const VERSION: &str = match option_env!("MCP_EDGE_VERSION") {
-    Some(version) if !version.is_empty() => version,
-    _ => env!("CARGO_PKG_VERSION"),
-};
 pub use server::{Gateway, GatewayError, GatewayHandle, ReloadReport};
+
+/// Room for a version stamped into a built binary (`qemu/build-image.sh` with
+/// `MCP_EDGE_VERSION`, through `objcopy --update-section .mcp_edge_version=...`), so that an
+/// image build labels its gateway without compiling it again. All zero: not stamped.
+// The unsafe_code lint counts `link_section` (a name clash with another section could break
+// the link); this name is ours alone, and the bytes are only ever read as a string.
+#[allow(unsafe_code)]
+#[used]
+#[link_section = ".mcp_edge_version"]
+static VERSION_STAMP: [u8; 64] = [0; 64];
+
+/// The gateway's version: the stamped one, else the crate's. Reported by `--version`,
+/// `/health`, `/metrics`, MCP `serverInfo`, the telemetry batches and the start-up line.
+pub fn version() -> &'static str {
+    // Read through an opaque reference: the stamp changes after compilation, so the compiler
+    // must not fold the zeros it was compiled with.
+    let stamp: &'static [u8; 64] = std::hint::black_box(&VERSION_STAMP);
+    let length = stamp.iter().position(|&b| b == 0).unwrap_or(stamp.len());
+    match std::str::from_utf8(&stamp[..length]) {
+        Ok(stamped) if !stamped.is_empty() => stamped,
+        _ => env!("CARGO_PKG_VERSION"),
+    }
+}

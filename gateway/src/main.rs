@@ -8,7 +8,7 @@ use mcp_edge_gateway::daemon;
 
 /// Hardened MCP gateway for edge Linux devices.
 #[derive(Debug, Parser)]
-#[command(name = "mcp-gateway", version = mcp_edge_gateway::VERSION, about)]
+#[command(name = "mcp-gateway", version = mcp_edge_gateway::version(), about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -171,3 +171,67 @@ pub fn parse(json: &Value) -> Result<Status, UpdateError> {
         last_install,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `rauc status --detailed --output-format=json` of RAUC 1.8 on the reference image, after
+    /// an update to slot b whose gateway never got healthy (slot a booted again).
+    fn rolled_back() -> Value {
+        json!({
+            "compatible": "mcp-edge-amd64-uefi", "variant": "", "booted": "a",
+            "boot_primary": "rootfs.0",
+            "slots": [
+                {"rootfs.0": {"class": "rootfs", "device": "/dev/disk/by-partlabel/rootfs-a",
+                    "type": "ext4", "bootname": "a", "state": "booted", "parent": null,
+                    "mountpoint": "/", "boot_status": "good",
+                    "slot_status": {"bundle": {"compatible": null}}}},
+                {"rootfs.1": {"class": "rootfs", "device": "/dev/disk/by-partlabel/rootfs-b",
+                    "type": "ext4", "bootname": "b", "state": "inactive", "parent": null,
+                    "mountpoint": null, "boot_status": "bad",
+                    "slot_status": {
+                        "bundle": {"compatible": "mcp-edge-amd64-uefi", "version": "0.1.0+3"},
+                        "checksum": {"sha256": "ab", "size": 805306368},
+                        "installed": {"timestamp": "2026-12-03T08:10:00Z", "count": 1},
+                        "activated": {"timestamp": "2026-12-03T08:10:05Z", "count": 1},
+                        "status": "ok"}}}
+            ]
+        })
+    }
+
+    #[test]
+    fn a_rolled_back_install_is_reported_as_such() {
+        let status = parse(&rolled_back()).unwrap();
+        assert_eq!((status.booted.as_str(), status.primary.as_deref()), ("a", Some("a")));
+        assert_eq!(status.slots.len(), 2);
+        assert_eq!(status.slots[0].bundle_version, None);
+        let last = status.last_install.unwrap();
+        assert_eq!((last.slot.as_str(), last.outcome), ("b", "rolled back"));
+        assert_eq!(last.bundle_version.as_deref(), Some("0.1.0+3"));
+    }
+
+    #[test]
+    fn an_install_is_awaiting_reboot_then_running() {
+        let mut json = rolled_back();
+        json["boot_primary"] = json!("rootfs.1");
+        json["slots"][1]["rootfs.1"]["boot_status"] = json!("good");
+        let last = parse(&json).unwrap().last_install.unwrap();
+        assert_eq!(last.outcome, "awaiting reboot");
+        json["booted"] = json!("b");
+        assert_eq!(parse(&json).unwrap().last_install.unwrap().outcome, "running");
+        json["boot_primary"] = json!("rootfs.0");
+        json["booted"] = json!("a");
+        assert_eq!(parse(&json).unwrap().last_install.unwrap().outcome, "inactive");
+    }
+
+    #[test]
+    fn an_answer_without_slots_is_unreadable_not_a_panic() {
+        for bad in [json!({}), json!({"booted": "a"}), json!({"booted": "a", "slots": 3})] {
+            assert!(matches!(parse(&bad), Err(UpdateError::Unreadable(_))), "{bad}");
+        }
+        let empty = parse(&json!({"booted": "a", "slots": [1, {}]})).unwrap();
+        assert!(empty.slots.is_empty() && empty.last_install.is_none());
+    }
+}

@@ -131,11 +131,18 @@ def vm(image):
             machine.stop()
 
 
+def pytest_collection_modifyitems(items):
+    """The OTA tests boot a device of their own, many times: they run last, once the shared VM
+    has been powered off (test_zz_shutdown.py), so that two guests never share the two cores."""
+    items.sort(key=lambda item: item.module.__name__ == "test_ota")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    machine = item.funcargs.get("vm") if hasattr(item, "funcargs") else None
+    funcargs = getattr(item, "funcargs", {})
+    machine = funcargs.get("vm") or funcargs.get("device")
     if report.failed and machine is not None:
         report.sections.append(("serial console (tail)", machine.serial_tail()))
         if machine.process.poll() is None:

@@ -362,7 +362,7 @@ impl ServerHandler for McpGateway {
             .enable_logging()
             .build();
         ServerConfig::new(capabilities)
-            .with_server_info(Implementation::new("mcp-edge-gateway", crate::VERSION))
+            .with_server_info(Implementation::new("mcp-edge-gateway", crate::version()))
             .with_instructions(
                 "Tools of this edge device (device_info, device_sensors, network_links) and of the MCP \
                  servers it federates.",

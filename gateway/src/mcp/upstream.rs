@@ -512,7 +512,7 @@ impl ClientHandler for UpstreamClient {
     fn get_info(&self) -> ClientConfig {
         let mut info = ClientConfig::default();
         info.client_info =
-            rmcp::model::Implementation::new("mcp-edge-gateway", crate::VERSION);
+            rmcp::model::Implementation::new("mcp-edge-gateway", crate::version());
         info.capabilities = rmcp::model::ClientCapabilities::builder()
             .enable_sampling()
             .enable_elicitation()

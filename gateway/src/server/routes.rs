@@ -302,7 +302,7 @@ fn health(shared: &Shared) -> Response<Body> {
     };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "version": crate::VERSION,
+        "version": crate::version(),
         "uptime_seconds": shared.started.elapsed().as_secs(),
         "subsystems": subsystems,
     });

@@ -159,7 +159,7 @@ async fn send(
 ) {
     let batch = Batch {
         format: FORMAT.into(),
-        gateway_version: crate::VERSION.into(),
+        gateway_version: crate::version().into(),
         dropped: endpoint.dropped,
         snapshots: endpoint.pending.iter().cloned().collect(),
     };

@@ -259,7 +259,7 @@ impl Metrics {
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
-                version: crate::VERSION,
+                version: crate::version(),
             })
             .set(1);
         registry.register("build_info", "Version of the running gateway", build_info);
