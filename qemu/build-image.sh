@@ -57,7 +57,9 @@ fi
 [ -f "$keyring" ] || die "MCP_EDGE_RAUC_KEYRING=$keyring does not exist"
 
 step "building mcp-gateway (release)"
-cargo build --release --locked --bin mcp-gateway
+# Without SOURCE_DATE_EPOCH: the cc-built C libraries (ring, SQLite, zstd) track it, so every
+# commit would rebuild the whole release binary, and a plain cargo build would not share it.
+env -u SOURCE_DATE_EPOCH -u E2FSPROGS_FAKE_TIME cargo build --release --locked --bin mcp-gateway
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-edge-image.XXXXXX")
 trap 'rm -rf "$work"' EXIT

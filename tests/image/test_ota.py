@@ -50,7 +50,8 @@ def bundles(image, tmp_path_factory):
     stranger = work / "stranger-keys"
     run(["bash", str(REPO / "qemu" / "ota-keys.sh"), str(stranger)], env=dict(os.environ, MCP_EDGE_KEY_SUBJECT="stranger"))
     run(["rauc", "resign", f"--cert={stranger / 'signing.cert.pem'}", f"--key={stranger / 'signing.key.pem'}",
-         f"--keyring={REPO / '.cache' / 'ota-keys' / 'ca.cert.pem'}", str(out / "newer.raucb"), str(out / "stranger.raucb")],
+         f"--keyring={REPO / '.cache' / 'ota-keys' / 'ca.cert.pem'}", f"--signing-keyring={stranger / 'ca.cert.pem'}",
+         str(out / "newer.raucb"), str(out / "stranger.raucb")],
         capture_output=True)
 
     broken = work / "broken"
