@@ -85,7 +85,9 @@ pub struct LastInstall {
 
 impl UpdateStatus {
     pub fn new(rauc: &Path) -> Self {
-        Self { rauc: rauc.to_path_buf() }
+        Self {
+            rauc: rauc.to_path_buf(),
+        }
     }
 
     /// Asks RAUC for the status of both slots.
@@ -107,8 +109,16 @@ impl UpdateStatus {
         };
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let reason = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-            return Err(UpdateError::Failed(format!("{} ({})", reason.trim(), output.status)));
+            let reason = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(UpdateError::Failed(format!(
+                "{} ({})",
+                reason.trim(),
+                output.status
+            )));
         }
         let json: Value = serde_json::from_slice(&output.stdout)
             .map_err(|e| UpdateError::Unreadable(e.to_string()))?;
@@ -124,7 +134,11 @@ pub fn parse(json: &Value) -> Result<Status, UpdateError> {
     let primary_name = text(json, "boot_primary");
     let mut slots = Vec::new();
     let mut primary = None;
-    for entry in json.get("slots").and_then(Value::as_array).ok_or_else(|| missing("slots"))? {
+    for entry in json
+        .get("slots")
+        .and_then(Value::as_array)
+        .ok_or_else(|| missing("slots"))?
+    {
         let Some((name, slot)) = entry.as_object().and_then(|o| o.iter().next()) else {
             continue;
         };
@@ -204,7 +218,10 @@ mod tests {
     #[test]
     fn a_rolled_back_install_is_reported_as_such() {
         let status = parse(&rolled_back()).unwrap();
-        assert_eq!((status.booted.as_str(), status.primary.as_deref()), ("a", Some("a")));
+        assert_eq!(
+            (status.booted.as_str(), status.primary.as_deref()),
+            ("a", Some("a"))
+        );
         assert_eq!(status.slots.len(), 2);
         assert_eq!(status.slots[0].bundle_version, None);
         let last = status.last_install.unwrap();
@@ -220,16 +237,29 @@ mod tests {
         let last = parse(&json).unwrap().last_install.unwrap();
         assert_eq!(last.outcome, "awaiting reboot");
         json["booted"] = json!("b");
-        assert_eq!(parse(&json).unwrap().last_install.unwrap().outcome, "running");
+        assert_eq!(
+            parse(&json).unwrap().last_install.unwrap().outcome,
+            "running"
+        );
         json["boot_primary"] = json!("rootfs.0");
         json["booted"] = json!("a");
-        assert_eq!(parse(&json).unwrap().last_install.unwrap().outcome, "inactive");
+        assert_eq!(
+            parse(&json).unwrap().last_install.unwrap().outcome,
+            "inactive"
+        );
     }
 
     #[test]
     fn an_answer_without_slots_is_unreadable_not_a_panic() {
-        for bad in [json!({}), json!({"booted": "a"}), json!({"booted": "a", "slots": 3})] {
-            assert!(matches!(parse(&bad), Err(UpdateError::Unreadable(_))), "{bad}");
+        for bad in [
+            json!({}),
+            json!({"booted": "a"}),
+            json!({"booted": "a", "slots": 3}),
+        ] {
+            assert!(
+                matches!(parse(&bad), Err(UpdateError::Unreadable(_))),
+                "{bad}"
+            );
         }
         let empty = parse(&json!({"booted": "a", "slots": [1, {}]})).unwrap();
         assert!(empty.slots.is_empty() && empty.last_install.is_none());

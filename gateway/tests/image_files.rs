@@ -157,3 +157,100 @@ fn the_cpufreq_helper_units_verify_and_watch_the_file_the_gateway_writes() {
     let watched = format!("PathChanged={}", config.power.cpufreq_request.display());
     assert!(path_unit.lines().any(|l| l == watched), "{path_unit}");
 }
+
+#[test]
+fn the_mark_good_unit_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("systemd/mcp-gateway-mark-good.service")).unwrap();
+    let script = repo().join("rootfs-overlay/usr/lib/mcp-edge/mark-good");
+    let path = dir.path().join("mcp-gateway-mark-good.service");
+    std::fs::write(
+        &path,
+        text.replace("/usr/lib/mcp-edge/mark-good", script.to_str().unwrap()),
+    )
+    .unwrap();
+    verify(&[path]);
+}
+
+/// Runs the RAUC boot backend against `esp`; returns (exit code, stdout, stderr).
+fn backend(esp: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(repo().join("rootfs-overlay/usr/lib/mcp-edge/rauc-systemd-boot"))
+        .args(args)
+        .env("MCP_EDGE_ESP", esp)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The backend's idea of the boot order must be systemd-boot's: entries with no tries left
+/// last, then the highest generation. set-primary needs the slot's block device, so the entry
+/// it would write is put in place here; the boot loader's countdown is done by renaming, as
+/// systemd-boot does at each boot. The whole-image tests run the real thing.
+#[test]
+fn the_boot_backend_follows_the_boot_loaders_order_and_counts() {
+    let esp = tempfile::tempdir().unwrap();
+    let slot = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(slot.path().join("boot")).unwrap();
+    std::fs::create_dir_all(slot.path().join("etc/kernel")).unwrap();
+    std::fs::write(
+        slot.path().join("boot/vmlinuz-6.1.0-1-cloud-amd64"),
+        "kernel",
+    )
+    .unwrap();
+    std::fs::write(
+        slot.path().join("boot/initrd.img-6.1.0-1-cloud-amd64"),
+        "initrd",
+    )
+    .unwrap();
+    std::fs::write(slot.path().join("etc/kernel/cmdline"), "ro quiet\n").unwrap();
+    let slot_dir = slot.path().to_str().unwrap();
+    let esp_dir = esp.path().to_str().unwrap();
+
+    let seeded = backend(esp.path(), &["seed", esp_dir, slot_dir, "a", "1111"]);
+    assert_eq!(seeded.0, 0, "{seeded:?}");
+    let entries = esp.path().join("loader/entries");
+    let entry = std::fs::read_to_string(entries.join("mcp-edge-1-a.conf")).unwrap();
+    assert!(entry.contains("linux /EFI/mcp-edge/a/vmlinuz"), "{entry}");
+    assert!(
+        entry.contains("options root=PARTUUID=1111 rauc.slot=a ro quiet"),
+        "{entry}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(esp.path().join("EFI/mcp-edge/a/initrd.img")).unwrap(),
+        "initrd"
+    );
+    let primary = || backend(esp.path(), &["get-primary"]).1;
+    let state = |slot: &str| backend(esp.path(), &["get-state", slot]).1;
+    assert_eq!(
+        (primary(), state("a"), state("b")),
+        ("a".into(), "good".into(), "bad".into())
+    );
+
+    // Slot b made primary with three tries, then three boots that never got healthy.
+    let mut name = entries.join("mcp-edge-2-b+3.conf");
+    std::fs::write(&name, entry.replace("slot a", "slot b")).unwrap();
+    assert_eq!((primary(), state("b")), ("b".into(), "good".into()));
+    for counter in ["+2-1", "+1-2", "+0-3"] {
+        let next = entries.join(format!("mcp-edge-2-b{counter}.conf"));
+        std::fs::rename(&name, &next).unwrap();
+        name = next;
+    }
+    assert_eq!((primary(), state("b")), ("a".into(), "bad".into()));
+
+    // mark-good on b (as after a healthy boot) drops the counter; mark-bad gives it none.
+    assert_eq!(backend(esp.path(), &["set-state", "b", "good"]).0, 0);
+    assert!(entries.join("mcp-edge-2-b.conf").exists());
+    assert_eq!((primary(), state("b")), ("b".into(), "good".into()));
+    assert_eq!(backend(esp.path(), &["set-state", "b", "bad"]).0, 0);
+    assert!(entries.join("mcp-edge-2-b+0.conf").exists());
+    assert_eq!(primary(), "a");
+
+    let refused = backend(esp.path(), &["set-state", "c", "good"]);
+    assert_eq!(refused.0, 1);
+    assert!(refused.2.contains("unknown slot 'c'"), "{refused:?}");
+}

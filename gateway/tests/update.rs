@@ -1,6 +1,7 @@
 //! `GET /v1/update` on machines that are not A/B devices: the real `rauc` without its service,
 //! and no `rauc` at all. The answer from a real RAUC on a booted device is tested in the
 //! whole-image tests (tests/image/test_ota.py); here, the scope and the errors.
+#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
 
 mod common;
 
@@ -54,8 +55,14 @@ fn a_machine_with_rauc_but_no_rauc_service_says_what_rauc_said() {
     let answer = get_update(&daemon, Some("ops-token"));
     assert_eq!(answer.status, 503, "{}", answer.body);
     assert_eq!(answer.error_code(), "update_unavailable");
-    let message = answer.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+    let message = answer.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     // This machine runs no RAUC service: rauc's own reason is passed on, with its exit status.
     assert!(message.starts_with("rauc status failed: "), "{message}");
-    assert!(message.contains("D-Bus") && message.contains("exit status: 1"), "{message}");
+    assert!(
+        message.contains("D-Bus") && message.contains("exit status: 1"),
+        "{message}"
+    );
 }

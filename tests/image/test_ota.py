@@ -252,13 +252,15 @@ def test_a_signed_update_to_a_newer_build(device):
     _, health = device.get("/health")
     assert health["version"] == NEW_VERSION, health
 
-    async def server_version():
+    async def through_mcp():
         async with Client(device.url + "/mcp", mode="legacy", raise_exceptions=True) as client:
             info = await client.call_tool("device_info", {})
-            return client.server_info.version, info.structured_content
+            update = await client.call_tool("update_status", {})
+            return client.server_info.version, info.structured_content, update.structured_content
 
-    version, info = asyncio.run(server_version())
+    version, info, update = asyncio.run(through_mcp())
     assert version == NEW_VERSION and info["hostname"] == "mcp-edge"
+    assert update["booted"] == "b" and update["last_install"]["bundle_version"] == NEW_VERSION, update
 
     status = update_status(device)
     assert status["booted"] == "b" and status["primary"] == "b", status

@@ -21,8 +21,8 @@ mod forward;
 mod generate;
 mod notify;
 mod power_tools;
-mod update_tool;
 mod queue_tools;
+mod update_tool;
 
 pub use deferred::{IDEMPOTENCY_META, TOOL_CALL};
 mod tool_host;

@@ -511,8 +511,7 @@ fn wrong_answer(what: &str) -> McpError {
 impl ClientHandler for UpstreamClient {
     fn get_info(&self) -> ClientConfig {
         let mut info = ClientConfig::default();
-        info.client_info =
-            rmcp::model::Implementation::new("mcp-edge-gateway", crate::version());
+        info.client_info = rmcp::model::Implementation::new("mcp-edge-gateway", crate::version());
         info.capabilities = rmcp::model::ClientCapabilities::builder()
             .enable_sampling()
             .enable_elicitation()

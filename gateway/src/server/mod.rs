@@ -6,12 +6,12 @@ mod auth;
 mod host;
 mod oauth;
 mod power;
-mod update;
 mod queue;
 mod reload;
 mod response;
 mod routes;
 mod tls;
+mod update;
 mod v1;
 
 use std::net::SocketAddr;

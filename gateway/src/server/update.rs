@@ -10,9 +10,11 @@ use crate::update::UpdateStatus;
 pub(super) async fn status(update: &UpdateStatus) -> Response<Body> {
     match update.read().await {
         Ok(status) => json_response(StatusCode::OK, &json!(status)),
-        Err(e) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "update_unavailable", e.to_string())
-                .into_response()
-        }
+        Err(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "update_unavailable",
+            e.to_string(),
+        )
+        .into_response(),
     }
 }
