@@ -12,6 +12,9 @@ for unit in mcp-gateway.service mcp-gateway.socket mcp-gateway-cpufreq.path mcp-
 done
 install -D -m 0644 "$repo/systemd/mcp-gateway-tpm.conf" "$root/usr/lib/systemd/system/mcp-gateway.service.d/tpm.conf"
 cp -a --no-preserve=ownership "$repo/rootfs-overlay/." "$root/"
+# The gateway's static system user (usr/lib/sysusers.d/mcp-edge.conf), made now so that its
+# uid is the same on every device of a build.
+chroot "$root" systemd-sysusers >/dev/null
 
 echo mcp-edge >"$root/etc/hostname"
 # The root file system is read-only and mounted by the kernel (root=PARTUUID of the booted
