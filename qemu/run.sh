@@ -14,9 +14,10 @@
 #   MCP_EDGE_ACCEL=kvm   use KVM (default tcg: KVM hangs or aborts on the nested build machines)
 #   MCP_EDGE_EXTRA_DISK=F  attach file F as a second, read-only disk (/dev/vdb in the guest;
 #                        the OTA tests bring their bundles in this way)
-#   MCP_EDGE_WRITABLE=1  write to IMAGE itself, as a device writes its disk, and let the guest
-#                        reboot (for updates; default: writes go to a throw-away snapshot and a
-#                        reboot ends QEMU). Boot a copy: the image changes.
+#   MCP_EDGE_WRITABLE=1  write to IMAGE itself, as a device writes its disk, and power the
+#                        machine on again after a guest reboot (for updates; default: writes go
+#                        to a throw-away snapshot and a reboot ends QEMU). Boot a copy: the
+#                        image changes. The console goes to MCP_EDGE_SERIAL or D/console.log.
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$repo_root"
 
@@ -28,37 +29,61 @@ state=${MCP_EDGE_STATE:-$(mktemp -d "${TMPDIR:-/tmp}/mcp-edge-vm.XXXXXX")}
 mkdir -p "$state"
 port=${MCP_EDGE_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 
-# One TPM per boot, like one chip per device.
+# One TPM per machine, like one chip per device; its state persists in $state/tpm.
 mkdir -p "$state/tpm"
-swtpm socket --tpm2 --tpmstate dir="$state/tpm" --ctrl type=unixio,path="$state/swtpm.sock" \
-    --flags startup-clear --log file="$state/swtpm.log" &
-swtpm_pid=$!
-trap 'kill "$swtpm_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [ -S "$state/swtpm.sock" ] && break; sleep 0.1; done
-[ -S "$state/swtpm.sock" ] || die "swtpm did not start: $(cat "$state/swtpm.log")"
+swtpm_pid=""
+start_tpm() {
+    if [ -n "$swtpm_pid" ]; then
+        kill "$swtpm_pid" 2>/dev/null || true
+        wait "$swtpm_pid" 2>/dev/null || true
+    fi
+    rm -f "$state/swtpm.sock"
+    swtpm socket --tpm2 --tpmstate dir="$state/tpm" --ctrl type=unixio,path="$state/swtpm.sock" \
+        --flags startup-clear --log file="$state/swtpm.log" &
+    swtpm_pid=$!
+    for _ in $(seq 50); do [ -S "$state/swtpm.sock" ] && break; sleep 0.1; done
+    [ -S "$state/swtpm.sock" ] || die "swtpm did not start: $(cat "$state/swtpm.log")"
+}
+trap '[ -z "$swtpm_pid" ] || kill "$swtpm_pid" 2>/dev/null || true' EXIT
 
 [ -f "$state/OVMF_VARS.fd" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$state/OVMF_VARS.fd"
 accel=${MCP_EDGE_ACCEL:-tcg}
 disk=(-drive "file=$image,format=raw,if=virtio,snapshot=on")
-reboot=(-no-reboot)
-if [ "${MCP_EDGE_WRITABLE:-0}" = 1 ]; then
+writable=${MCP_EDGE_WRITABLE:-0}
+serial_file=${MCP_EDGE_SERIAL:-}
+if [ "$writable" = 1 ]; then
     disk=(-drive "file=$image,format=raw,if=virtio,cache=writeback")
-    reboot=()
+    serial_file=${serial_file:-$state/console.log}
 fi
 [ -n "${MCP_EDGE_EXTRA_DISK:-}" ] && disk+=(-drive "file=$MCP_EDGE_EXTRA_DISK,format=raw,if=virtio,readonly=on")
 serial=(-serial mon:stdio)
-[ -n "${MCP_EDGE_SERIAL:-}" ] && serial=(-serial "file:$MCP_EDGE_SERIAL")
+[ -n "$serial_file" ] && serial=(-chardev "file,id=console,path=$serial_file,append=on" -serial chardev:console)
 
 echo "mcp-gateway will answer on http://127.0.0.1:$port (/health, /mcp); accelerator: $accel" >&2
-qemu-system-x86_64 \
-    -machine q35 -accel "$accel" -cpu max -smp 2 -m 1024 \
-    -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
-    -drive if=pflash,format=raw,unit=1,file="$state/OVMF_VARS.fd" \
-    -chardev socket,id=chrtpm,path="$state/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
-    -device tpm-tis,tpmdev=tpm0 \
-    "${disk[@]}" \
-    -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$port"-:8080 -device virtio-net-pci,netdev=net0 \
-    -qmp unix:"$state/qmp.sock",server=on,wait=off \
-    -device virtio-serial -chardev socket,id=qga0,path="$state/qga.sock",server=on,wait=off \
-    -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \
-    -display none "${reboot[@]}" "${serial[@]}"
+boot() {
+    qemu-system-x86_64 \
+        -machine q35 -accel "$accel" -cpu max -smp 2 -m 1024 \
+        -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+        -drive if=pflash,format=raw,unit=1,file="$state/OVMF_VARS.fd" \
+        -chardev socket,id=chrtpm,path="$state/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
+        -device tpm-tis,tpmdev=tpm0 \
+        "${disk[@]}" \
+        -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$port"-:8080 -device virtio-net-pci,netdev=net0 \
+        -qmp unix:"$state/qmp.sock",server=on,wait=off \
+        -device virtio-serial -chardev socket,id=qga0,path="$state/qga.sock",server=on,wait=off \
+        -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \
+        -display none -no-reboot "${serial[@]}"
+}
+
+# A guest reboot ends QEMU (-no-reboot). In writable mode the machine is then powered on again,
+# as a device's reboot would: OVMF under TCG with two vCPUs sometimes hangs for good in early
+# firmware after a warm reset (seen in the OTA tests), so every reboot is a cold start. The
+# kernel's last console line tells a reboot ("Restarting system") from a power-off.
+while :; do
+    start_tpm
+    boot
+    [ "$writable" = 1 ] && grep -a 'reboot: ' "$serial_file" 2>/dev/null | tail -n 1 | grep -q 'Restarting system' ||
+        break
+    echo "guest rebooted; powering on again" >&2
+    printf '\n[run.sh: guest rebooted, powering on again]\n' >>"$serial_file"
+done
