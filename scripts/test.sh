@@ -29,4 +29,4 @@ ensure_qemu
 source "$repo_root/.cache/test-tools/env"
 # -rP: what passing tests print (boot time, the quote, readings "in the booted image") goes in
 # the log's summary.
-"$PYTHON" -m pytest -v -rP -p no:cacheprovider tests/image
+"$PYTHON" -m pytest -v -rP --durations=20 -p no:cacheprovider tests/image

@@ -153,8 +153,10 @@ def pytest_runtest_makereport(item, call):
             report.sections.append(("guest journal (tail)", journal))
 
 
-def guest_exec(vm, argv, timeout=60):
-    """Runs a command in the guest through the QEMU guest agent; returns (exit code, stdout)."""
+def guest_exec(vm, argv, timeout=60, wait=True):
+    """Runs a command in the guest through the QEMU guest agent; returns (exit code, stdout).
+    With wait=False it returns (None, "") once the command has started (for a reboot, whose
+    exit status nobody will be there to report)."""
     import base64
 
     def call(sock, reader, message):
@@ -172,7 +174,9 @@ def guest_exec(vm, argv, timeout=60):
         # The agent may have seen a half-finished exchange: sync first.
         call(sock, reader, {"execute": "guest-sync", "arguments": {"id": 4711}})
         pid = call(sock, reader, {"execute": "guest-exec",
-                                  "arguments": {"path": argv[0], "arg": argv[1:], "capture-output": True}})["pid"]
+                                  "arguments": {"path": argv[0], "arg": argv[1:], "capture-output": wait}})["pid"]
+        if not wait:
+            return None, ""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = call(sock, reader, {"execute": "guest-exec-status", "arguments": {"pid": pid}})
