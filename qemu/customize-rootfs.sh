@@ -17,46 +17,14 @@ cp -a --no-preserve=ownership "$repo/rootfs-overlay/." "$root/"
 chroot "$root" systemd-sysusers >/dev/null
 
 echo mcp-edge >"$root/etc/hostname"
-# The root file system is read-only and mounted by the kernel (root=PARTUUID of the booted
-# slot, on the command line the RAUC backend writes), so it has no line here. /data is mounted
-# by data-init before systemd starts; this line tells systemd about it.
-cat >"$root/etc/fstab" <<FSTAB
-LABEL=ESP /boot/efi vfat rw,noatime,umask=0077,nofail 0 2
-LABEL=data /data ext4 noatime,nodev,nosuid 0 0
-tmpfs /tmp tmpfs mode=1777,nodev,nosuid 0 0
-FSTAB
 mkdir -p "$root/boot/efi" "$root/data"
 # The slot's kernel command line after root= and rauc.slot=, copied into its boot entry.
 echo "ro rootwait init=/usr/lib/mcp-edge/data-init console=ttyS0,115200 quiet" >"$root/etc/kernel/cmdline"
 
 install -d "$root/etc/rauc"
 install -m 0644 "$keyring" "$root/etc/rauc/keyring.pem"
-cat >"$root/etc/rauc/system.conf" <<CONF
-# RAUC on the mcp-edge reference image: two root slots booted by systemd-boot (docs/OTA.md).
-[system]
-compatible=$compatible
-bootloader=custom
-# Status of both slots, on the data partition that updates never touch.
-data-directory=/data/rauc
-# Only dm-verity bundles: the payload is checked block by block as it is read.
-bundle-formats=-plain
-
-[keyring]
-path=/etc/rauc/keyring.pem
-
-[handlers]
-bootloader-custom-backend=/usr/lib/mcp-edge/rauc-systemd-boot
-
-[slot.rootfs.0]
-device=/dev/disk/by-partlabel/rootfs-a
-type=ext4
-bootname=a
-
-[slot.rootfs.1]
-device=/dev/disk/by-partlabel/rootfs-b
-type=ext4
-bootname=b
-CONF
+sed -e "s|@COMPATIBLE@|$compatible|" -e "s|@KEYRING@|/etc/rauc/keyring.pem|" "$repo/rauc/system.conf.in" \
+    >"$root/etc/rauc/system.conf"
 
 cat >"$root/etc/systemd/network/20-wired.network" <<NET
 [Match]

@@ -5,7 +5,8 @@ set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+# step: a heading in the log, with the time of day (the CI log's only clock).
+step() { printf '\n==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # require_cargo: the one thing the scripts cannot install.

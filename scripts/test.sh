@@ -2,7 +2,8 @@
 # Installs what the tests need, then runs every check CI runs: formatting, clippy, and the whole
 # test suite (unit tests plus integration tests that start the real gateway on loopback and drive
 # it with the official MCP Python SDK, the reference everything server and the conformance suite),
-# then the whole-image tests (tests/image: build the reference image twice, boot it in QEMU).
+# then the Yocto layer's offline checks (tests/layers) and the whole-image tests (tests/image:
+# build the reference image twice, boot it in QEMU).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$repo_root"
 
@@ -22,11 +23,14 @@ step "cargo test"
 cargo build --locked -p mcp-edge-conformance-upstream
 cargo test --locked --workspace
 
+step "Yocto layer: crate list, oelint-adv, kas dump (offline)"
+# shellcheck disable=SC1091 # written by ensure_test_tools
+source "$repo_root/.cache/test-tools/env"
+"$PYTHON" -m pytest -v -p no:cacheprovider tests/layers
+
 step "whole-image tests: build the reference image, boot it in QEMU, test it from the host"
 [ "$(id -u)" -eq 0 ] || die "the image build needs root (mmdebstrap's root mode); run as root or in CI"
 ensure_qemu
-# shellcheck disable=SC1091 # written by ensure_test_tools
-source "$repo_root/.cache/test-tools/env"
 # -rP: what passing tests print (boot time, the quote, readings "in the booted image") goes in
 # the log's summary.
 "$PYTHON" -m pytest -v -rP --durations=20 -p no:cacheprovider tests/image

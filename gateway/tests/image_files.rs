@@ -217,6 +217,10 @@ fn the_boot_backend_follows_the_boot_loaders_order_and_counts() {
     let entry = std::fs::read_to_string(entries.join("mcp-edge-1-a.conf")).unwrap();
     assert!(entry.contains("linux /EFI/mcp-edge/a/vmlinuz"), "{entry}");
     assert!(
+        entry.contains("initrd /EFI/mcp-edge/a/initrd.img"),
+        "{entry}"
+    );
+    assert!(
         entry.contains("options root=PARTUUID=1111 rauc.slot=a ro quiet"),
         "{entry}"
     );
@@ -253,4 +257,32 @@ fn the_boot_backend_follows_the_boot_loaders_order_and_counts() {
     let refused = backend(esp.path(), &["set-state", "c", "good"]);
     assert_eq!(refused.0, 1);
     assert!(refused.2.contains("unknown slot 'c'"), "{refused:?}");
+}
+
+/// A Yocto slot: the kernel is /boot/bzImage (or Image, zImage) and there is no initrd; the
+/// entry then has no initrd line.
+#[test]
+fn the_boot_backend_seeds_a_yocto_slot_without_an_initrd() {
+    let esp = tempfile::tempdir().unwrap();
+    let slot = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(slot.path().join("boot")).unwrap();
+    std::fs::create_dir_all(slot.path().join("etc/kernel")).unwrap();
+    std::fs::write(slot.path().join("boot/Image"), "arm64 kernel").unwrap();
+    std::fs::write(slot.path().join("etc/kernel/cmdline"), "ro\n").unwrap();
+    let (esp_dir, slot_dir) = (esp.path().to_str().unwrap(), slot.path().to_str().unwrap());
+
+    let seeded = backend(esp.path(), &["seed", esp_dir, slot_dir, "a", "2222"]);
+    assert_eq!(seeded.0, 0, "{seeded:?}");
+    let entry =
+        std::fs::read_to_string(esp.path().join("loader/entries/mcp-edge-1-a.conf")).unwrap();
+    assert!(!entry.contains("initrd"), "{entry}");
+    assert_eq!(
+        std::fs::read_to_string(esp.path().join("EFI/mcp-edge/a/vmlinuz")).unwrap(),
+        "arm64 kernel"
+    );
+
+    std::fs::remove_file(slot.path().join("boot/Image")).unwrap();
+    let refused = backend(esp.path(), &["seed", esp_dir, slot_dir, "b", "3333"]);
+    assert_eq!(refused.0, 1);
+    assert!(refused.2.contains("no kernel in"), "{refused:?}");
 }
