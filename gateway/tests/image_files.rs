@@ -187,6 +187,17 @@ fn backend(esp: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// A slot's root file system as the backend reads it: FILES are (path, content) pairs.
+fn slot_tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let slot = tempfile::tempdir().unwrap();
+    for (path, content) in files {
+        let path = slot.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    slot
+}
+
 /// The backend's idea of the boot order must be systemd-boot's: entries with no tries left
 /// last, then the highest generation. set-primary needs the slot's block device, so the entry
 /// it would write is put in place here; the boot loader's countdown is done by renaming, as
@@ -194,20 +205,11 @@ fn backend(esp: &Path, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn the_boot_backend_follows_the_boot_loaders_order_and_counts() {
     let esp = tempfile::tempdir().unwrap();
-    let slot = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(slot.path().join("boot")).unwrap();
-    std::fs::create_dir_all(slot.path().join("etc/kernel")).unwrap();
-    std::fs::write(
-        slot.path().join("boot/vmlinuz-6.1.0-1-cloud-amd64"),
-        "kernel",
-    )
-    .unwrap();
-    std::fs::write(
-        slot.path().join("boot/initrd.img-6.1.0-1-cloud-amd64"),
-        "initrd",
-    )
-    .unwrap();
-    std::fs::write(slot.path().join("etc/kernel/cmdline"), "ro quiet\n").unwrap();
+    let slot = slot_tree(&[
+        ("boot/vmlinuz-6.1.0-1-cloud-amd64", "kernel"),
+        ("boot/initrd.img-6.1.0-1-cloud-amd64", "initrd"),
+        ("etc/kernel/cmdline", "ro quiet\n"),
+    ]);
     let slot_dir = slot.path().to_str().unwrap();
     let esp_dir = esp.path().to_str().unwrap();
 
@@ -264,11 +266,10 @@ fn the_boot_backend_follows_the_boot_loaders_order_and_counts() {
 #[test]
 fn the_boot_backend_seeds_a_yocto_slot_without_an_initrd() {
     let esp = tempfile::tempdir().unwrap();
-    let slot = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(slot.path().join("boot")).unwrap();
-    std::fs::create_dir_all(slot.path().join("etc/kernel")).unwrap();
-    std::fs::write(slot.path().join("boot/Image"), "arm64 kernel").unwrap();
-    std::fs::write(slot.path().join("etc/kernel/cmdline"), "ro\n").unwrap();
+    let slot = slot_tree(&[
+        ("boot/Image", "arm64 kernel"),
+        ("etc/kernel/cmdline", "ro\n"),
+    ]);
     let (esp_dir, slot_dir) = (esp.path().to_str().unwrap(), slot.path().to_str().unwrap());
 
     let seeded = backend(esp.path(), &["seed", esp_dir, slot_dir, "a", "2222"]);
