@@ -70,7 +70,7 @@ CONFFILES:${PN} = "${sysconfdir}/mcp/mcp-edge.toml"
 
 # The TPM's device TCTI is loaded at run time (libtss2-tctildr), not linked.
 RDEPENDS:${PN} += "libtss2-tcti-device"
-RDEPENDS:${PN}-ota += "${PN} bash e2fsprogs-e2fsck rauc util-linux-blkid util-linux-mount"
+RDEPENDS:${PN}-ota += "${PN} bash e2fsprogs-e2fsck util-linux-blkid util-linux-mount"
 
 SYSTEMD_PACKAGES = "${PN} ${PN}-ota"
 SYSTEMD_SERVICE:${PN} = "mcp-gateway.socket mcp-gateway.service mcp-gateway-cpufreq.path"
