@@ -1,6 +1,7 @@
 # nooelint: oelint.var.bbclassextend - a device daemon; nothing builds with it on the host
 SUMMARY = "mcp-edge: a hardened MCP gateway for edge Linux devices"
-SUMMARY:${PN}-ota = "A/B update glue for mcp-gateway: data partition, RAUC backend"
+SUMMARY:${PN}-data = "mcp-edge data partition: /data, /etc and /var overlays at boot"
+SUMMARY:${PN}-ota = "A/B update glue for mcp-gateway: mark-good, RAUC boot backend"
 DESCRIPTION = "mcp-gateway federates upstream MCP servers, exposes the device's own tools, \
                runs a local model with cloud fallback, queues requests durably while offline \
                and measures itself into the TPM."
@@ -45,9 +46,10 @@ do_install:append() {
     install -D -m 0644 ${S}/rootfs-overlay/usr/lib/systemd/journald.conf.d/60-mcp-edge.conf \
         ${D}${nonarch_libdir}/systemd/journald.conf.d/60-mcp-edge.conf
 
-    # mcp-gateway-ota: /data and the /etc and /var overlays before systemd starts, mark-good
-    # once the gateway is healthy, the RAUC backend for systemd-boot, and the D-Bus policy
-    # that lets only root drive RAUC (docs/OTA.md).
+    # mcp-gateway-data: /data and the /etc and /var overlays before systemd starts (the
+    # kernel runs it as init=). mcp-gateway-ota: mark-good once the gateway is healthy, the
+    # RAUC backend for systemd-boot, and the D-Bus policy that lets only root drive RAUC
+    # (docs/OTA.md).
     install -m 0644 ${S}/systemd/mcp-gateway-mark-good.service ${D}${systemd_system_unitdir}/
     for tool in data-init mark-good rauc-systemd-boot; do
         install -D -m 0755 ${S}/rootfs-overlay/usr/lib/mcp-edge/$tool ${D}${nonarch_libdir}/mcp-edge/$tool
@@ -56,21 +58,24 @@ do_install:append() {
         ${D}${sysconfdir}/dbus-1/system.d/mcp-edge-rauc.conf
 }
 
-PACKAGE_BEFORE_PN = "${PN}-ota"
+PACKAGE_BEFORE_PN = "${PN}-data ${PN}-ota"
 
 FILES:${PN} += "${systemd_system_unitdir}/mcp-gateway.service.d \
                 ${nonarch_libdir}/sysusers.d \
                 ${nonarch_libdir}/sysctl.d \
                 ${nonarch_libdir}/systemd/journald.conf.d"
+FILES:${PN}-data += "${nonarch_libdir}/mcp-edge/data-init"
 FILES:${PN}-ota += "${systemd_system_unitdir}/mcp-gateway-mark-good.service \
-                    ${nonarch_libdir}/mcp-edge \
+                    ${nonarch_libdir}/mcp-edge/mark-good \
+                    ${nonarch_libdir}/mcp-edge/rauc-systemd-boot \
                     ${sysconfdir}/dbus-1/system.d/mcp-edge-rauc.conf"
 
 CONFFILES:${PN} = "${sysconfdir}/mcp/mcp-edge.toml"
 
 # The TPM's device TCTI is loaded at run time (libtss2-tctildr), not linked.
 RDEPENDS:${PN} += "libtss2-tcti-device"
-RDEPENDS:${PN}-ota += "${PN} bash e2fsprogs-e2fsck util-linux-blkid util-linux-mount"
+RDEPENDS:${PN}-data += "e2fsprogs-e2fsck util-linux-blkid util-linux-mount"
+RDEPENDS:${PN}-ota += "${PN} ${PN}-data bash"
 
 SYSTEMD_PACKAGES = "${PN} ${PN}-ota"
 SYSTEMD_SERVICE:${PN} = "mcp-gateway.socket mcp-gateway.service mcp-gateway-cpufreq.path"

@@ -25,8 +25,10 @@ RAUC_KEY_FILE = "${MCP_EDGE_SIGNING_KEY}"
 RAUC_CERT_FILE = "${MCP_EDGE_SIGNING_CERT}"
 RAUC_KEYRING_FILE = "${MCP_EDGE_RAUC_KEYRING}"
 
-# nooelint: oelint.task.noanonpython - skipping at parse time names the missing setting
+# nooelint: oelint.task.noanonpython - skipping at parse time names what is missing
 python () {
+    if not bb.utils.contains('MACHINE_FEATURES', 'efi', True, False, d):
+        raise bb.parse.SkipRecipe("A/B updates need a UEFI machine (MACHINE_FEATURES efi; docs/YOCTO.md)")
     for name in ('MCP_EDGE_SIGNING_KEY', 'MCP_EDGE_SIGNING_CERT', 'MCP_EDGE_RAUC_KEYRING'):
         if not d.getVar(name):
             raise bb.parse.SkipRecipe("set %s (docs/YOCTO.md: signing bundles)" % name)

@@ -51,7 +51,7 @@ class McpEdgeTest(OERuntimeTestCase):
         self.assertIn('Read-only file system', output)
 
     @OETestDepends(['mcp_edge.McpEdgeTest.test_gateway_is_healthy'])
-    @OEHasPackage(['mcp-gateway-ota'])
+    @OEHasPackage(['mcp-gateway-data'])
     def test_state_is_on_the_data_partition(self):
         for directory in ('/etc', '/var'):
             options = self.run_ok('findmnt -n -o FSTYPE,OPTIONS %s' % directory)
