@@ -1,0 +1,41 @@
+#!/bin/sh
+# mcp-edge post-image script (every mcp_edge defconfig): lays out the disk image with
+# BOARD_DIR/genimage.cfg and writes its block map.
+#
+#   BR2_ROOTFS_POST_SCRIPT_ARGS="BOARD_DIR"
+#
+# UEFI boards (systemd-boot in BINARIES_DIR/efi-part): the ESP tree of docs/OTA.md, systemd-boot
+# as the removable-media loader and slot a's kernel and first boot entry, written by the RAUC
+# backend itself. The Raspberry Pi: the firmware's cmdline.txt from BOARD_DIR and the TPM
+# overlay in config.txt.
+set -eu
+BINARIES_DIR=$1
+BOARD_DIR=$2
+# The partition UUID of rootfs-a in BOARD_DIR/genimage.cfg, which slot a's first entry names.
+ROOT_A_PARTUUID=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c12
+
+if [ -d "$BINARIES_DIR/efi-part/EFI/BOOT" ]; then
+    esp=$BINARIES_DIR/esp
+    rm -rf "$esp"
+    mkdir -p "$esp/EFI/BOOT" "$esp/loader"
+    cp "$BINARIES_DIR"/efi-part/EFI/BOOT/boot*.efi "$esp/EFI/BOOT/"
+    echo "timeout 0" >"$esp/loader/loader.conf"
+    "$TARGET_DIR/usr/lib/mcp-edge/rauc-systemd-boot" seed "$esp" "$TARGET_DIR" a "$ROOT_A_PARTUUID"
+elif [ -d "$BINARIES_DIR/rpi-firmware" ]; then
+    install -m 0644 "$BOARD_DIR/cmdline.txt" "$BINARIES_DIR/rpi-firmware/cmdline.txt"
+    grep -qx "dtoverlay=tpm-slb9670" "$BINARIES_DIR/rpi-firmware/config.txt" ||
+        echo "dtoverlay=tpm-slb9670" >>"$BINARIES_DIR/rpi-firmware/config.txt"
+fi
+
+genimage_cfg=$BOARD_DIR/genimage.cfg
+if [ -f "$BOARD_DIR/genimage.cfg.in" ]; then
+    # The firmware partition's files, as Buildroot's own Raspberry Pi boards list them.
+    kernel=$(sed -n 's/^kernel=//p' "$BINARIES_DIR/rpi-firmware/config.txt")
+    files=$(cd "$BINARIES_DIR" && for f in *.dtb rpi-firmware/* "$kernel"; do printf '\t\t\t"%s",\n' "$f"; done)
+    genimage_cfg=$BINARIES_DIR/genimage.cfg
+    awk -v files="$files" '$0 == "#BOOT_FILES#" { print files; next } { print }' \
+        "$BOARD_DIR/genimage.cfg.in" >"$genimage_cfg"
+fi
+
+support/scripts/genimage.sh -c "$genimage_cfg"
+"$HOST_DIR/bin/bmaptool" create -o "$BINARIES_DIR/sdcard.img.bmap" "$BINARIES_DIR/sdcard.img"
