@@ -2,8 +2,8 @@
 # Installs what the tests need, then runs every check CI runs: formatting, clippy, and the whole
 # test suite (unit tests plus integration tests that start the real gateway on loopback and drive
 # it with the official MCP Python SDK, the reference everything server and the conformance suite),
-# then the Yocto layer's offline checks (tests/layers) and the whole-image tests (tests/image:
-# build the reference image twice, boot it in QEMU).
+# then the offline checks of the Yocto layer and the Buildroot tree (tests/layers) and the
+# whole-image tests (tests/image: build the reference image twice, boot it in QEMU).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$repo_root"
 
@@ -23,7 +23,7 @@ step "cargo test"
 cargo build --locked -p mcp-edge-conformance-upstream
 cargo test --locked --workspace
 
-step "Yocto layer: crate list, oelint-adv, kas dump (offline)"
+step "Yocto layer and Buildroot tree: crate list, oelint-adv, kas dump, kconfiglib, .mk/.hash (offline)"
 # shellcheck disable=SC1091 # written by ensure_test_tools
 source "$repo_root/.cache/test-tools/env"
 "$PYTHON" -m pytest -v -p no:cacheprovider tests/layers
