@@ -6,8 +6,8 @@
 #
 # UEFI boards (systemd-boot in BINARIES_DIR/efi-part): the ESP tree of docs/OTA.md, systemd-boot
 # as the removable-media loader and slot a's kernel and first boot entry, written by the RAUC
-# backend itself. The Raspberry Pi: the firmware's cmdline.txt from BOARD_DIR and the TPM
-# overlay in config.txt.
+# backend itself. The Raspberry Pi: the TPM overlay in config.txt (the defconfig names
+# BOARD_DIR/cmdline.txt for the firmware's kernel command line).
 set -eu
 BINARIES_DIR=$1
 BOARD_DIR=$2
@@ -22,7 +22,6 @@ if [ -d "$BINARIES_DIR/efi-part/EFI/BOOT" ]; then
     echo "timeout 0" >"$esp/loader/loader.conf"
     "$TARGET_DIR/usr/lib/mcp-edge/rauc-systemd-boot" seed "$esp" "$TARGET_DIR" a "$ROOT_A_PARTUUID"
 elif [ -d "$BINARIES_DIR/rpi-firmware" ]; then
-    install -m 0644 "$BOARD_DIR/cmdline.txt" "$BINARIES_DIR/rpi-firmware/cmdline.txt"
     grep -qx "dtoverlay=tpm-slb9670" "$BINARIES_DIR/rpi-firmware/config.txt" ||
         echo "dtoverlay=tpm-slb9670" >>"$BINARIES_DIR/rpi-firmware/config.txt"
 fi
