@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the reference image, a raw GPT disk for x86_64 UEFI machines (QEMU with OVMF, PCs):
+# Builds the reference image, a raw GPT disk for UEFI machines: x86_64 (QEMU with OVMF, PCs) or
+# arm64 (QEMU virt with AAVMF, UEFI arm64 boards), from one layout:
 #
 #   ESP (systemd-boot, each slot's kernel and initrd) | rootfs-a (Debian 12 + mcp-gateway,
 #   read-only) | rootfs-b (empty until the first update) | data (state, /etc and /var changes)
@@ -12,9 +13,12 @@
 # with dd: no loop devices, no mounts. With the same inputs and SOURCE_DATE_EPOCH two builds
 # are bit-identical.
 #
-#   bash qemu/build-image.sh [OUTPUT_DIR]        (default .cache/image)
+#   bash qemu/build-image.sh [OUTPUT_DIR]        (default .cache/image, .cache/image-arm64)
 #
-# Writes OUTPUT_DIR/mcp-edge-amd64.img and its .sha256, and OUTPUT_DIR/rootfs.ext4. Environment:
+# Writes OUTPUT_DIR/mcp-edge-ARCH.img and its .sha256, and OUTPUT_DIR/rootfs.ext4. Environment:
+#   MCP_EDGE_ARCH=arm64         build for arm64 (default amd64): the gateway cross-built, the
+#                               Debian tree made with qemu-user (scripts/common.sh,
+#                               ensure_arm64_build)
 #   MCP_EDGE_VERSION=V          the gateway's version, stamped into its binary (default: the
 #                               crate's version); a new build for an update gets a new one,
 #                               e.g. 0.1.0+2. At most 63 bytes.
@@ -23,7 +27,14 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$repo_root"
 
-out=${1:-$repo_root/.cache/image}
+arch=${MCP_EDGE_ARCH:-amd64}
+case "$arch" in
+    amd64) out=${1:-$repo_root/.cache/image} root_type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709
+        efi_loader=systemd-bootx64.efi efi_boot=BOOTX64.EFI console=ttyS0,115200 ;;
+    arm64) out=${1:-$repo_root/.cache/image-arm64} root_type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE
+        efi_loader=systemd-bootaa64.efi efi_boot=BOOTAA64.EFI console=ttyAMA0,115200 ;;
+    *) die "MCP_EDGE_ARCH=$arch: amd64 or arm64" ;;
+esac
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
 export TZ=UTC LC_ALL=C
@@ -44,9 +55,9 @@ esp_mib=128
 root_mib=768
 data_mib=256
 # The RAUC compatible string: bundles for another machine are refused.
-rauc_compatible=mcp-edge-amd64-uefi
+rauc_compatible=mcp-edge-$arch-uefi
 
-ensure_apt_packages mmdebstrap dosfstools mtools fdisk e2fsprogs zstd systemd-boot-efi binutils
+ensure_apt_packages mmdebstrap dosfstools mtools fdisk e2fsprogs zstd binutils
 require_cargo
 
 keyring=${MCP_EDGE_RAUC_KEYRING:-}
@@ -56,40 +67,40 @@ if [ -z "$keyring" ]; then
 fi
 [ -f "$keyring" ] || die "MCP_EDGE_RAUC_KEYRING=$keyring does not exist"
 
-step "building mcp-gateway (release)"
-# Without SOURCE_DATE_EPOCH: the cc-built C libraries (ring, SQLite, zstd) track it, so every
-# commit would rebuild the whole release binary, and a plain cargo build would not share it.
-env -u SOURCE_DATE_EPOCH -u E2FSPROGS_FAKE_TIME cargo build --release --locked --bin mcp-gateway
+step "building mcp-gateway for $arch (release)"
+built_gateway=$(build_gateway "$arch")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mcp-edge-image.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 rootfs=$work/rootfs
 gateway=$work/mcp-gateway
-cp "$repo_root/target/release/mcp-gateway" "$gateway"
+cp "$built_gateway" "$gateway"
 if [ -n "${MCP_EDGE_VERSION:-}" ]; then
     # The binary keeps 64 bytes for this (gateway/src/lib.rs, VERSION_STAMP): the same build,
     # labelled, without compiling it again.
     [ ${#MCP_EDGE_VERSION} -le 63 ] || die "MCP_EDGE_VERSION is longer than 63 bytes"
     printf '%s' "$MCP_EDGE_VERSION" >"$work/version-stamp"
     truncate -s 64 "$work/version-stamp"
-    objcopy --update-section ".mcp_edge_version=$work/version-stamp" "$gateway"
+    objcopy=objcopy
+    [ "$arch" = amd64 ] || objcopy=aarch64-linux-gnu-objcopy
+    "$objcopy" --update-section ".mcp_edge_version=$work/version-stamp" "$gateway"
     [ "$("$gateway" --version)" = "mcp-gateway $MCP_EDGE_VERSION" ] ||
         die "stamping the version failed: $("$gateway" --version)"
 fi
 
 step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
-mmdebstrap --variant=minbase --mode=root --format=directory \
-    --include=systemd,systemd-sysv,udev,dbus,linux-image-cloud-amd64,initramfs-tools,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent,rauc,rauc-service,e2fsprogs,dosfstools \
+mmdebstrap --variant=minbase --mode=root --format=directory --architectures="$arch" \
+    --include=systemd,systemd-sysv,udev,dbus,systemd-boot-efi,linux-image-cloud-$arch,initramfs-tools,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent,rauc,rauc-service,e2fsprogs,dosfstools \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$gateway\" \"$rauc_compatible\" \"$keyring\"" \
+    --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$gateway\" \"$rauc_compatible\" \"$keyring\" \"$console\"" \
     bookworm "$rootfs"
 
 step "ESP: systemd-boot, slot a's kernel, initrd and boot entry"
 esp_tree=$work/esp
 mkdir -p "$esp_tree/EFI/BOOT" "$esp_tree/loader/entries"
-cp /usr/lib/systemd/boot/efi/systemd-bootx64.efi "$esp_tree/EFI/BOOT/BOOTX64.EFI"
+cp "$rootfs/usr/lib/systemd/boot/efi/$efi_loader" "$esp_tree/EFI/BOOT/$efi_boot"
 # No "default": systemd-boot boots the first entry in its order, which the RAUC backend keeps.
 printf 'timeout 0\n' >"$esp_tree/loader/loader.conf"
 "$repo_root/rootfs-overlay/usr/lib/mcp-edge/rauc-systemd-boot" seed "$esp_tree" "$rootfs" a "$root_a_uuid"
@@ -117,7 +128,7 @@ mkfs.ext4 -q -U "$fs_data" -L data -E "hash_seed=$fs_data,root_owner=0:0" "$work
 
 step "GPT disk"
 mkdir -p "$out"
-image=$out/mcp-edge-amd64.img
+image=$out/mcp-edge-$arch.img
 total_mib=$((1 + esp_mib + 2 * root_mib + data_mib + 1))
 rm -f "$image"
 truncate -s "${total_mib}M" "$image"
@@ -128,8 +139,8 @@ unit: sectors
 first-lba: 2048
 
 start=2048, size=$((esp_mib * 2048)), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=$esp_uuid, name="esp"
-size=$((root_mib * 2048)), type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=$root_a_uuid, name="rootfs-a"
-size=$((root_mib * 2048)), type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=$root_b_uuid, name="rootfs-b"
+size=$((root_mib * 2048)), type=$root_type, uuid=$root_a_uuid, name="rootfs-a"
+size=$((root_mib * 2048)), type=$root_type, uuid=$root_b_uuid, name="rootfs-b"
 size=$((data_mib * 2048)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=$data_uuid, name="data"
 TABLE
 offset=1

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # mmdebstrap customize hook for the reference image: installs the gateway, the shared units and
 # overlay and the RAUC configuration, and makes the tree reproducible.
-# Arguments: ROOTFS REPO GATEWAY_BINARY RAUC_COMPATIBLE RAUC_KEYRING
+# Arguments: ROOTFS REPO GATEWAY_BINARY RAUC_COMPATIBLE RAUC_KEYRING CONSOLE (the kernel console,
+# ttyS0,115200 or ttyAMA0,115200)
 set -euo pipefail
-root=$1 repo=$2 gateway=$3 compatible=$4 keyring=$5
+root=$1 repo=$2 gateway=$3 compatible=$4 keyring=$5 console=$6
 
 install -D -m 0755 "$gateway" "$root/usr/bin/mcp-gateway"
 for unit in mcp-gateway.service mcp-gateway.socket mcp-gateway-cpufreq.path mcp-gateway-cpufreq.service \
@@ -19,7 +20,7 @@ chroot "$root" systemd-sysusers >/dev/null
 echo mcp-edge >"$root/etc/hostname"
 mkdir -p "$root/boot/efi" "$root/data"
 # The slot's kernel command line after root= and rauc.slot=, copied into its boot entry.
-echo "ro rootwait init=/usr/lib/mcp-edge/data-init console=ttyS0,115200 quiet" >"$root/etc/kernel/cmdline"
+echo "ro rootwait init=/usr/lib/mcp-edge/data-init console=$console quiet" >"$root/etc/kernel/cmdline"
 
 install -d "$root/etc/rauc"
 install -m 0644 "$keyring" "$root/etc/rauc/keyring.pem"

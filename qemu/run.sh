@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Boots the reference image in QEMU the way a device boots: UEFI firmware (OVMF) and
-# systemd-boot, with a software TPM (swtpm, its own state per boot) so the firmware and loader
-# measure the boot chain. The gateway's port 8080 is forwarded to a free port on 127.0.0.1.
+# Boots the reference image in QEMU the way a device boots: UEFI firmware (OVMF on x86_64, AAVMF
+# on arm64's virt machine) and systemd-boot, with a software TPM (swtpm, its own state per boot)
+# so the firmware and loader measure the boot chain. The gateway's port 8080 is forwarded to a
+# free port on 127.0.0.1.
 #
 #   bash qemu/run.sh [IMAGE]          (default .cache/image/mcp-edge-amd64.img)
+#
+# The architecture is the image's (mcp-edge-arm64.img boots in qemu-system-aarch64).
 #
 # The console is this terminal (Ctrl-A X quits QEMU). Environment:
 #   MCP_EDGE_PORT=N      host port for the gateway (default: a free one)
@@ -23,7 +26,11 @@ cd "$repo_root"
 
 image=${1:-$repo_root/.cache/image/mcp-edge-amd64.img}
 [ -f "$image" ] || die "$image is missing: build it with bash qemu/build-image.sh"
-ensure_qemu
+case "$(basename "$image")" in
+    *arm64*) arch=arm64 ;;
+    *) arch=amd64 ;;
+esac
+ensure_qemu "$arch"
 
 state=${MCP_EDGE_STATE:-$(mktemp -d "${TMPDIR:-/tmp}/mcp-edge-vm.XXXXXX")}
 mkdir -p "$state"
@@ -46,7 +53,19 @@ start_tpm() {
 }
 trap '[ -z "$swtpm_pid" ] || kill "$swtpm_pid" 2>/dev/null || true' EXIT
 
-[ -f "$state/OVMF_VARS.fd" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$state/OVMF_VARS.fd"
+if [ "$arch" = arm64 ]; then
+    [ -f "$state/AAVMF_VARS.fd" ] || cp /usr/share/AAVMF/AAVMF_VARS.fd "$state/AAVMF_VARS.fd"
+    machine=(qemu-system-aarch64 -machine virt -cpu cortex-a72
+        -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd
+        -drive if=pflash,format=raw,unit=1,file="$state/AAVMF_VARS.fd"
+        -device tpm-tis-device,tpmdev=tpm0)
+else
+    [ -f "$state/OVMF_VARS.fd" ] || cp /usr/share/OVMF/OVMF_VARS_4M.fd "$state/OVMF_VARS.fd"
+    machine=(qemu-system-x86_64 -machine q35 -cpu max
+        -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
+        -drive if=pflash,format=raw,unit=1,file="$state/OVMF_VARS.fd"
+        -device tpm-tis,tpmdev=tpm0)
+fi
 accel=${MCP_EDGE_ACCEL:-tcg}
 disk=(-drive "file=$image,format=raw,if=virtio,snapshot=on")
 writable=${MCP_EDGE_WRITABLE:-0}
@@ -61,12 +80,8 @@ serial=(-serial mon:stdio)
 
 echo "mcp-gateway will answer on http://127.0.0.1:$port (/health, /mcp); accelerator: $accel" >&2
 boot() {
-    qemu-system-x86_64 \
-        -machine q35 -accel "$accel" -cpu max -smp 2 -m 1024 \
-        -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
-        -drive if=pflash,format=raw,unit=1,file="$state/OVMF_VARS.fd" \
+    "${machine[@]}" -accel "$accel" -smp 2 -m 1024 \
         -chardev socket,id=chrtpm,path="$state/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm \
-        -device tpm-tis,tpmdev=tpm0 \
         "${disk[@]}" \
         -netdev user,id=net0,hostfwd=tcp:127.0.0.1:"$port"-:8080 -device virtio-net-pci,netdev=net0 \
         -qmp unix:"$state/qmp.sock",server=on,wait=off \

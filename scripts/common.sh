@@ -51,6 +51,56 @@ ensure_build_deps() {
     ensure_apt_packages libtss2-dev pkg-config
 }
 
+# ensure_arm64_build: what building for arm64 on an amd64 machine needs (docs/IMAGE.md): the
+# cross compiler and binutils, Debian's Rust with its arm64 standard library (rustup's
+# toolchain has no arm64 std, and rustup's servers are not reachable everywhere this runs),
+# libtss2 for arm64, and qemu-user registered with binfmt_misc, so that mmdebstrap can run
+# arm64 maintainer scripts and the build can run the arm64 binary it made.
+ensure_arm64_build() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        step "adding arm64 as a foreign Debian architecture"
+        $sudo dpkg --add-architecture arm64
+    fi
+    ensure_apt_packages gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross \
+        rustc-web libstd-rust-web-dev:arm64 libtss2-dev:arm64 pkg-config qemu-user-static arch-test
+    [ -e /proc/sys/fs/binfmt_misc/register ] ||
+        $sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc ||
+        die "binfmt_misc is not available (mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc failed)"
+    if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+        # qemu-user-static ships its registration for systemd-binfmt, which a container's
+        # init may not run: write the same line to the kernel directly.
+        $sudo sh -c 'cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register' ||
+            die "cannot register qemu-aarch64 with binfmt_misc"
+    fi
+}
+
+# build_gateway ARCH: the release binary of mcp-gateway for amd64 (native) or arm64 (cross,
+# Debian's rustc with rustup's cargo, in target/cross); prints its path.
+build_gateway() {
+    case "$1" in
+        amd64)
+            ensure_build_deps >&2
+            # Without SOURCE_DATE_EPOCH: the cc-built C libraries (ring, SQLite, zstd) track it,
+            # so every commit would rebuild the whole release binary.
+            env -u SOURCE_DATE_EPOCH -u E2FSPROGS_FAKE_TIME cargo build --release --locked --bin mcp-gateway >&2
+            echo "$repo_root/target/release/mcp-gateway"
+            ;;
+        arm64)
+            ensure_arm64_build >&2
+            env -u SOURCE_DATE_EPOCH -u E2FSPROGS_FAKE_TIME \
+                RUSTC=/usr/bin/rustc CARGO_TARGET_DIR="$repo_root/target/cross" \
+                CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+                CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+                PKG_CONFIG_ALLOW_CROSS=1 PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
+                cargo build --release --locked --bin mcp-gateway --target aarch64-unknown-linux-gnu >&2
+            echo "$repo_root/target/cross/aarch64-unknown-linux-gnu/release/mcp-gateway"
+            ;;
+        *) die "unknown architecture '$1' (amd64 or arm64)" ;;
+    esac
+}
+
 # ensure_test_tools: the Python and Node tools the tests drive the gateway with, installed
 # under .cache/test-tools (a venv with the official MCP Python SDK and Node 24 from PyPI) and
 # gateway/tests/node/node_modules (the conformance suite, the reference everything server).
@@ -137,18 +187,26 @@ ensure_reference_model() {
     rm -rf "$download"
 }
 
-# ensure_qemu: qemu-system-x86_64, OVMF and swtpm. Debian 12's qemu-system-x86 needs the
-# qemu-utils of the same release; a machine that has a newer qemu-utils (from backports) gets
-# the matching one installed instead.
+# ensure_qemu [ARCH]: swtpm and qemu-system-x86_64 with OVMF (amd64, the default) or
+# qemu-system-aarch64 with AAVMF (arm64); both systems are installed together. Debian 12's
+# qemu-system-* needs the qemu-utils of the same release; a machine that has a newer qemu-utils
+# (from backports) gets the matching one installed instead.
 ensure_qemu() {
-    command -v qemu-system-x86_64 >/dev/null 2>&1 && [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] &&
-        command -v swtpm >/dev/null 2>&1 && return 0
+    local arch=${1:-amd64}
+    if [ "$arch" = arm64 ]; then
+        command -v qemu-system-aarch64 >/dev/null 2>&1 && [ -f /usr/share/AAVMF/AAVMF_CODE.fd ] &&
+            command -v swtpm >/dev/null 2>&1 && return 0
+    else
+        command -v qemu-system-x86_64 >/dev/null 2>&1 && [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] &&
+            command -v swtpm >/dev/null 2>&1 && return 0
+    fi
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     local version
     version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
-    step "installing QEMU $version, OVMF and swtpm"
+    step "installing QEMU $version, OVMF, AAVMF and swtpm"
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends --allow-downgrades \
-        "qemu-system-x86=$version" "qemu-utils=$version" ovmf swtpm swtpm-tools
+        "qemu-system-x86=$version" "qemu-system-arm=$version" "qemu-utils=$version" ovmf qemu-efi-aarch64 \
+        swtpm swtpm-tools
 }
