@@ -188,25 +188,23 @@ ensure_reference_model() {
 }
 
 # ensure_qemu [ARCH]: swtpm and qemu-system-x86_64 with OVMF (amd64, the default) or
-# qemu-system-aarch64 with AAVMF (arm64); both systems are installed together. Debian 12's
-# qemu-system-* needs the qemu-utils of the same release; a machine that has a newer qemu-utils
-# (from backports) gets the matching one installed instead.
+# qemu-system-aarch64 with AAVMF (arm64). Debian 12's qemu-system-* needs the qemu-utils of the
+# same release; a machine that has a newer qemu-utils (from backports) gets the matching one
+# installed instead.
 ensure_qemu() {
-    local arch=${1:-amd64}
-    if [ "$arch" = arm64 ]; then
-        command -v qemu-system-aarch64 >/dev/null 2>&1 && [ -f /usr/share/AAVMF/AAVMF_CODE.fd ] &&
-            command -v swtpm >/dev/null 2>&1 && return 0
-    else
-        command -v qemu-system-x86_64 >/dev/null 2>&1 && [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] &&
-            command -v swtpm >/dev/null 2>&1 && return 0
-    fi
+    local arch=${1:-amd64} system firmware packages
+    case "$arch" in
+        amd64) system=qemu-system-x86_64 firmware=/usr/share/OVMF/OVMF_CODE_4M.fd packages=(qemu-system-x86 ovmf) ;;
+        arm64) system=qemu-system-aarch64 firmware=/usr/share/AAVMF/AAVMF_CODE.fd packages=(qemu-system-arm qemu-efi-aarch64) ;;
+        *) die "unknown architecture '$arch' (amd64 or arm64)" ;;
+    esac
+    command -v "$system" >/dev/null 2>&1 && [ -f "$firmware" ] && command -v swtpm >/dev/null 2>&1 && return 0
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     local version
     version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
-    step "installing QEMU $version, OVMF, AAVMF and swtpm"
+    step "installing QEMU $version ($system), its UEFI firmware and swtpm"
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends --allow-downgrades \
-        "qemu-system-x86=$version" "qemu-system-arm=$version" "qemu-utils=$version" ovmf qemu-efi-aarch64 \
-        swtpm swtpm-tools
+        "${packages[0]}=$version" "qemu-utils=$version" "${packages[1]}" swtpm swtpm-tools
 }
