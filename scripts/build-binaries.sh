@@ -13,7 +13,7 @@ cd "$repo_root"
 require_cargo
 
 out=${1:-$repo_root/.cache/dist}
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+version=$(workspace_version)
 mkdir -p "$out"
 rm -f "$out"/mcp-gateway-* "$out/SHA256SUMS"
 for arch in amd64 arm64; do

@@ -11,25 +11,24 @@
 # format) and prints its sha256. --update-hash writes that into
 # buildroot-external/package/mcp-gateway/mcp-gateway.hash: the release step, or how to build
 # a commit that is not a release (docs/BUILDROOT.md).
-set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: $0 BUILDROOT_DIR DL_DIR [--update-hash]" >&2; exit 2; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+[ $# -ge 2 ] || die "usage: $0 BUILDROOT_DIR DL_DIR [--update-hash]"
 buildroot=$(realpath "$1")
 dl_dir=$(realpath -m "$2")
 update_hash=${3:-}
-repo=$(cd "$(dirname "$0")/.." && pwd)
 
 post_process=$buildroot/support/download/cargo-post-process
-[ -x "$post_process" ] || { echo "$buildroot is not a Buildroot tree (no $post_process)" >&2; exit 1; }
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n 1)
+[ -x "$post_process" ] || die "$buildroot is not a Buildroot tree (no $post_process)"
+version=$(workspace_version)
 suffix=$(sed -n 's/^BR_FMT_VERSION_cargo = //p' "$buildroot/package/pkg-download.mk")
-[ -n "$suffix" ] || { echo "no BR_FMT_VERSION_cargo in $buildroot/package/pkg-download.mk" >&2; exit 1; }
+[ -n "$suffix" ] || die "no BR_FMT_VERSION_cargo in $buildroot/package/pkg-download.mk"
 name=mcp-gateway-$version
 tarball=$dl_dir/mcp-gateway/$name$suffix.tar.gz
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$dl_dir/mcp-gateway"
-git -C "$repo" archive --format=tar.gz --prefix="mcp-edge-$version/" HEAD >"$work/source.tar.gz"
+git -C "$repo_root" archive --format=tar.gz --prefix="mcp-edge-$version/" HEAD >"$work/source.tar.gz"
 (
     cd "$work"
     TAR=tar CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} \
@@ -40,8 +39,8 @@ sum=$(sha256sum "$tarball" | cut -d' ' -f1)
 echo "$sum  ${tarball##*/}"
 
 if [ "$update_hash" = --update-hash ]; then
-    hash_file=$repo/buildroot-external/package/mcp-gateway/mcp-gateway.hash
-    license=$(sha256sum "$repo/LICENSE" | cut -d' ' -f1)
+    hash_file=$repo_root/buildroot-external/package/mcp-gateway/mcp-gateway.hash
+    license=$(sha256sum "$repo_root/LICENSE" | cut -d' ' -f1)
     cat >"$hash_file" <<HASH
 # Locally calculated (scripts/buildroot-tarball.sh)
 sha256  $sum  ${tarball##*/}

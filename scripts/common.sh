@@ -76,6 +76,11 @@ ensure_arm64_build() {
     fi
 }
 
+# workspace_version: the version in the workspace's Cargo.toml, the gateway's and the images'.
+workspace_version() {
+    sed -n 's/^version = "\(.*\)"/\1/p' "$repo_root/Cargo.toml" | head -n 1
+}
+
 # build_gateway ARCH: the release binary of mcp-gateway for amd64 (native) or arm64 (cross,
 # Debian's rustc with rustup's cargo, in target/cross); prints its path.
 build_gateway() {

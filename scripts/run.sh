@@ -6,8 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$repo_root"
 
 require_cargo
-ensure_build_deps
 step "building mcp-gateway (release)"
-cargo build --release --locked --bin mcp-gateway
+gateway=$(build_gateway amd64)
 step "running mcp-gateway on http://127.0.0.1:8080 (Ctrl-C to stop)"
-exec ./target/release/mcp-gateway serve "$@"
+exec "$gateway" serve "$@"

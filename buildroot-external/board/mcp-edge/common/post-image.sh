@@ -11,16 +11,16 @@
 set -eu
 BINARIES_DIR=$1
 BOARD_DIR=$2
-# The partition UUID of rootfs-a in BOARD_DIR/genimage.cfg, which slot a's first entry names.
-ROOT_A_PARTUUID=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c12
-
 if [ -d "$BINARIES_DIR/efi-part/EFI/BOOT" ]; then
+    # Slot a's first entry names rootfs-a by the partition UUID BOARD_DIR/genimage.cfg gives it.
+    root_a_partuuid=$(awk '/partition rootfs-a/ { slot = 1 } slot && /partition-uuid/ { print $3; exit }' \
+        "$BOARD_DIR/genimage.cfg")
     esp=$BINARIES_DIR/esp
     rm -rf "$esp"
     mkdir -p "$esp/EFI/BOOT" "$esp/loader"
     cp "$BINARIES_DIR"/efi-part/EFI/BOOT/boot*.efi "$esp/EFI/BOOT/"
     echo "timeout 0" >"$esp/loader/loader.conf"
-    "$TARGET_DIR/usr/lib/mcp-edge/rauc-systemd-boot" seed "$esp" "$TARGET_DIR" a "$ROOT_A_PARTUUID"
+    "$TARGET_DIR/usr/lib/mcp-edge/rauc-systemd-boot" seed "$esp" "$TARGET_DIR" a "$root_a_partuuid"
 elif [ -d "$BINARIES_DIR/rpi-firmware" ]; then
     grep -qx "dtoverlay=tpm-slb9670" "$BINARIES_DIR/rpi-firmware/config.txt" ||
         echo "dtoverlay=tpm-slb9670" >>"$BINARIES_DIR/rpi-firmware/config.txt"
