@@ -3,8 +3,8 @@
 #
 #   bash qemu/build-bundle.sh IMAGE_DIR [BUNDLE]
 #
-# IMAGE_DIR is what qemu/build-image.sh wrote (rootfs.ext4, version, compatible); BUNDLE
-# defaults to IMAGE_DIR/mcp-edge-amd64-<version>.raucb. The bundle's version is the gateway's
+# IMAGE_DIR is what qemu/build-image.sh wrote (rootfs.ext4, version, compatible,
+# source-date-epoch); BUNDLE defaults to IMAGE_DIR/<compatible>-<version>.raucb. The bundle's version is the gateway's
 # version in that build, its compatible string the machine's. Environment:
 #   MCP_EDGE_SIGNING_CERT, MCP_EDGE_SIGNING_KEY   signer (default: .cache/ota-keys, made by
 #                                                 qemu/ota-keys.sh on first use)
@@ -16,13 +16,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$repo_root"
 
 image_dir=${1:?usage: build-bundle.sh IMAGE_DIR [BUNDLE]}
-for file in rootfs.ext4 version compatible; do
+for file in rootfs.ext4 version compatible source-date-epoch; do
     [ -f "$image_dir/$file" ] || die "$image_dir/$file is missing: build the image with qemu/build-image.sh first"
 done
 version=$(cat "$image_dir/version")
 compatible=$(cat "$image_dir/compatible")
-bundle=${2:-$image_dir/mcp-edge-amd64-$version.raucb}
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
+bundle=${2:-$image_dir/$compatible-$version.raucb}
+export SOURCE_DATE_EPOCH
+SOURCE_DATE_EPOCH=$(cat "$image_dir/source-date-epoch")
 
 ensure_apt_packages rauc squashfs-tools openssl
 keys=$repo_root/.cache/ota-keys

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Builds the reference image, a raw GPT disk for UEFI machines: x86_64 (QEMU with OVMF, PCs) or
-# arm64 (QEMU virt with AAVMF, UEFI arm64 boards), from one layout:
+# arm64 (QEMU virt with AAVMF, UEFI arm64 boards), from one layout (qemu/layout.sh):
 #
 #   ESP (systemd-boot, each slot's kernel and initrd) | rootfs-a (Debian 12 + mcp-gateway,
 #   read-only) | rootfs-b (empty until the first update) | data (state, /etc and /var changes)
 #
 # The root file system is also written alone, as the image that update bundles carry
-# (qemu/build-bundle.sh); docs/OTA.md describes the layout.
+# (qemu/build-bundle.sh), and for arm64 the Raspberry Pi card (qemu/build-pi-card.sh); docs/OTA.md
+# describes the layout.
 #
-# from Debian packages, this checkout's release binary, systemd/ and rootfs-overlay/. Every
+# Built from Debian packages, this checkout's release binary, systemd/ and rootfs-overlay/. Every
 # file system is built as a file (mkfs.ext4 -d, mkfs.vfat + mcopy) and copied into the disk
 # with dd: no loop devices, no mounts. With the same inputs and SOURCE_DATE_EPOCH two builds
 # are bit-identical.
 #
 #   bash qemu/build-image.sh [OUTPUT_DIR]        (default .cache/image, .cache/image-arm64)
 #
-# Writes OUTPUT_DIR/mcp-edge-ARCH.img and its .sha256, and OUTPUT_DIR/rootfs.ext4. Environment:
+# Writes OUTPUT_DIR/mcp-edge-ARCH.img and its .sha256, OUTPUT_DIR/rootfs.ext4, and the build's
+# version, compatible and source-date-epoch. Environment:
 #   MCP_EDGE_ARCH=arm64         build for arm64 (default amd64): the gateway cross-built, the
 #                               Debian tree made with qemu-user (scripts/common.sh,
 #                               ensure_arm64_build)
@@ -28,36 +30,29 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$repo_root"
 
 arch=${MCP_EDGE_ARCH:-amd64}
+# The UEFI machines boot Debian's cloud kernel (the small one for virtual machines; it has the
+# TIS driver for QEMU's TPM). The arm64 root file system also carries the generic kernel and
+# the Raspberry Pi's boot firmware (non-free-firmware), which the Pi card boots
+# (qemu/build-pi-card.sh): one root file system for both.
 case "$arch" in
     amd64) out=${1:-$repo_root/.cache/image} root_type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709
-        efi_loader=systemd-bootx64.efi efi_boot=BOOTX64.EFI console=ttyS0,115200 ;;
+        efi_loader=systemd-bootx64.efi efi_boot=BOOTX64.EFI console=ttyS0,115200
+        arch_packages=linux-image-cloud-amd64 components=main ;;
     arm64) out=${1:-$repo_root/.cache/image-arm64} root_type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE
-        efi_loader=systemd-bootaa64.efi efi_boot=BOOTAA64.EFI console=ttyAMA0,115200 ;;
+        efi_loader=systemd-bootaa64.efi efi_boot=BOOTAA64.EFI console=ttyAMA0,115200
+        arch_packages=linux-image-cloud-arm64,linux-image-arm64,raspi-firmware components=main,non-free-firmware ;;
     *) die "MCP_EDGE_ARCH=$arch: amd64 or arm64" ;;
 esac
+# shellcheck source=layout.sh
+source "$repo_root/qemu/layout.sh"
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
 export TZ=UTC LC_ALL=C
 
-# Fixed identities, so that the same inputs give the same bytes. (Images for a fleet keep
-# these: a device's identity comes from its TPM and machine-id, not its partition UUIDs.)
-disk_guid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c01
-esp_uuid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c11
-root_a_uuid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c12
-root_b_uuid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c13
-data_uuid=6f1b7b3e-2c1d-4e5a-9c34-5d8e0a7b1c14
-fs_root_a=0c6a1f42-9d3b-4f6e-8a27-3e5b9d1c7f21
-fs_root_b=0c6a1f42-9d3b-4f6e-8a27-3e5b9d1c7f22
-fs_data=0c6a1f42-9d3b-4f6e-8a27-3e5b9d1c7f23
-esp_serial=4d434531
-
-esp_mib=128
-root_mib=768
-data_mib=256
 # The RAUC compatible string: bundles for another machine are refused.
 rauc_compatible=mcp-edge-$arch-uefi
 
-ensure_apt_packages mmdebstrap dosfstools mtools fdisk e2fsprogs zstd binutils
+ensure_image_tools "$arch"
 require_cargo
 
 keyring=${MCP_EDGE_RAUC_KEYRING:-}
@@ -89,11 +84,27 @@ if [ -n "${MCP_EDGE_VERSION:-}" ]; then
 fi
 
 step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
-mmdebstrap --variant=minbase --mode=root --format=directory --architectures="$arch" \
-    --include=systemd,systemd-sysv,udev,dbus,systemd-boot-efi,linux-image-cloud-$arch,initramfs-tools,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent,rauc,rauc-service,e2fsprogs,dosfstools \
+# The initrd is made once, after every package is in (under qemu-user each run takes minutes):
+# INITRD=No keeps the kernel's postinst from making one that initramfs-tools' trigger would
+# make again; the customize hook makes it if no trigger did. Its configuration
+# (qemu/initramfs-tools: which modules) is in place before initramfs-tools is installed.
+# Left out: documentation, and kernel modules a headless gateway has no use for (sound, video
+# capture, InfiniBand, the large desktop GPU drivers).
+# shellcheck disable=SC2016 # $1 is the hook's: mmdebstrap passes the tree's path
+INITRD=No mmdebstrap --variant=minbase --mode=root --format=directory --architectures="$arch" \
+    --components="$components" \
+    --essential-hook='mkdir -p "$1/etc/initramfs-tools"' \
+    --essential-hook="sync-in \"$repo_root/qemu/initramfs-tools\" /etc/initramfs-tools" \
+    --include=systemd,systemd-sysv,udev,dbus,systemd-boot-efi,$arch_packages,initramfs-tools,zstd,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent,rauc,rauc-service,e2fsprogs,dosfstools \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/sound/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/media/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/infiniband/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/amd/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/radeon/*' \
     --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$gateway\" \"$rauc_compatible\" \"$keyring\" \"$console\"" \
     bookworm "$rootfs"
 
@@ -105,7 +116,7 @@ cp "$rootfs/usr/lib/systemd/boot/efi/$efi_loader" "$esp_tree/EFI/BOOT/$efi_boot"
 printf 'timeout 0\n' >"$esp_tree/loader/loader.conf"
 "$repo_root/rootfs-overlay/usr/lib/mcp-edge/rauc-systemd-boot" seed "$esp_tree" "$rootfs" a "$root_a_uuid"
 find "$esp_tree" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-mkfs.vfat -C -i "$esp_serial" -n ESP "$work/esp.img" $((esp_mib * 1024)) >/dev/null
+mkfs.vfat -C -i "$esp_serial" -n ESP "$work/esp.img" $((boot_mib * 1024)) >/dev/null
 (cd "$esp_tree" && mcopy -s -m -i "$work/esp.img" EFI loader ::/)
 # mtools stamps entries with the current time; one fixed instant makes the ESP reproducible.
 python3 "$repo_root/qemu/fat-timestamps.py" "$work/esp.img" "$SOURCE_DATE_EPOCH"
@@ -123,13 +134,12 @@ mkfs.ext4 -q -d "$rootfs" -U "$fs_root_a" -L rootfs -E "hash_seed=$fs_root_a,roo
     >"$work/ctimes.debugfs"
 debugfs -w -f "$work/ctimes.debugfs" "$work/root-a.img" >/dev/null 2>"$work/debugfs.log" ||
     die "debugfs failed: $(tail -n 5 "$work/debugfs.log")"
-mkfs.ext4 -q -U "$fs_root_b" -L rootfs-b -E "hash_seed=$fs_root_b,root_owner=0:0" "$work/root-b.img" "${root_mib}M"
-mkfs.ext4 -q -U "$fs_data" -L data -E "hash_seed=$fs_data,root_owner=0:0" "$work/data.img" "${data_mib}M"
+make_empty_slots "$work"
 
 step "GPT disk"
 mkdir -p "$out"
 image=$out/mcp-edge-$arch.img
-total_mib=$((1 + esp_mib + 2 * root_mib + data_mib + 1))
+total_mib=$((1 + boot_mib + 2 * root_mib + data_mib + 1))
 rm -f "$image"
 truncate -s "${total_mib}M" "$image"
 sfdisk --quiet "$image" <<TABLE
@@ -138,19 +148,16 @@ label-id: $disk_guid
 unit: sectors
 first-lba: 2048
 
-start=2048, size=$((esp_mib * 2048)), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=$esp_uuid, name="esp"
+start=2048, size=$((boot_mib * 2048)), type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=$esp_uuid, name="esp"
 size=$((root_mib * 2048)), type=$root_type, uuid=$root_a_uuid, name="rootfs-a"
 size=$((root_mib * 2048)), type=$root_type, uuid=$root_b_uuid, name="rootfs-b"
 size=$((data_mib * 2048)), type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=$data_uuid, name="data"
 TABLE
-offset=1
-for part in esp root-a root-b data; do
-    dd if="$work/$part.img" of="$image" bs=1M seek="$offset" conv=notrunc,sparse status=none
-    offset=$((offset + $(stat -c %s "$work/$part.img") / 1048576))
-done
+write_partitions "$image" "$work/esp.img" "$work/root-a.img" "$work/root-b.img" "$work/data.img"
 
 cp --sparse=always "$work/root-a.img" "$out/rootfs.ext4"
 "$gateway" --version | awk '{ print $2 }' >"$out/version"
 echo "$rauc_compatible" >"$out/compatible"
+echo "$SOURCE_DATE_EPOCH" >"$out/source-date-epoch"
 (cd "$out" && sha256sum "$(basename "$image")" >"$(basename "$image").sha256")
 step "built $image ($(du -h --apparent-size "$image" | cut -f1), sha256 $(cut -d' ' -f1 "$image.sha256"))"

@@ -6,6 +6,17 @@
 set -euo pipefail
 root=$1 repo=$2 gateway=$3 compatible=$4 keyring=$5 console=$6
 
+# The initrd, once: build-image.sh installs the kernel with INITRD=No, and initramfs-tools'
+# trigger usually made it already.
+for kernel in "$root"/boot/vmlinuz-*; do
+    version=${kernel#"$root"/boot/vmlinuz-}
+    [ -e "$root/boot/initrd.img-$version" ] || chroot "$root" update-initramfs -c -k "$version" >/dev/null
+done
+# raspi-firmware's hooks copy the firmware, kernel and initrd into /boot/firmware (the Pi's
+# firmware partition, made by qemu/build-pi-card.sh from this tree): left empty here, not
+# carried twice.
+[ ! -d "$root/boot/firmware" ] || find "$root/boot/firmware" -mindepth 1 -delete
+
 install -D -m 0755 "$gateway" "$root/usr/bin/mcp-gateway"
 for unit in mcp-gateway.service mcp-gateway.socket mcp-gateway-cpufreq.path mcp-gateway-cpufreq.service \
     mcp-gateway-mark-good.service; do

@@ -76,6 +76,13 @@ ensure_arm64_build() {
     fi
 }
 
+# ensure_image_tools [ARCH]: what qemu/build-image.sh and build-pi-card.sh need from Debian to
+# build the images for ARCH (amd64, the default, or arm64).
+ensure_image_tools() {
+    ensure_apt_packages mmdebstrap dosfstools mtools fdisk e2fsprogs zstd binutils bmap-tools
+    [ "${1:-amd64}" = amd64 ] || ensure_arm64_build
+}
+
 # workspace_version: the version in the workspace's Cargo.toml, the gateway's and the images'.
 workspace_version() {
     sed -n 's/^version = "\(.*\)"/\1/p' "$repo_root/Cargo.toml" | head -n 1

@@ -1,11 +1,19 @@
 """Fixtures for the whole-image tests, each building on the one before:
 built image -> booted VM (with its own swtpm) -> gateway ready on the forwarded port.
 
-The image is built once per session with qemu/build-image.sh (about 2 minutes) and booted
-with qemu/run.sh under TCG. Commands run in the guest through the QEMU guest agent. On any
-failure the tail of the serial console and of the guest's journal are printed.
+The image is built once per session with qemu/build-image.sh (about 2 minutes for x86_64) and
+booted with qemu/run.sh under TCG. Commands run in the guest through the QEMU guest agent. On
+any failure the tail of the serial console and of the guest's journal are printed.
+
+Environment:
+  MCP_EDGE_ARCH=arm64     test the arm64 image (default amd64): the same tests, the image from
+                          .cache/image-arm64, booted in qemu-system-aarch64
+  MCP_EDGE_PREBUILT=1     test the image already in the image folder instead of building it
+                          (scripts/test.sh builds the arm64 image in the background while the
+                          other tests run, then sets this)
 """
 
+import hashlib
 import json
 import os
 import socket
@@ -18,7 +26,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE_DIR = REPO / ".cache" / "image"
+ARCH = os.environ.get("MCP_EDGE_ARCH", "amd64")
+assert ARCH in ("amd64", "arm64"), f"MCP_EDGE_ARCH={ARCH}: amd64 or arm64"
+IMAGE_DIR = REPO / ".cache" / ("image" if ARCH == "amd64" else f"image-{ARCH}")
+IMAGE_NAME = f"mcp-edge-{ARCH}.img"
+PI_CARD_NAME = "mcp-edge-rpi4.img"
+# The Raspberry Pi card is made from the arm64 build only.
+collect_ignore = [] if ARCH == "arm64" else ["test_pi_card.py"]
 READY_TIMEOUT = 240  # seconds; TCG boots in about 20
 
 
@@ -30,11 +44,38 @@ def free_port():
 
 @pytest.fixture(scope="session")
 def image():
-    """The reference image, built from this checkout."""
-    subprocess.run(["bash", str(REPO / "qemu" / "build-image.sh"), str(IMAGE_DIR)], check=True)
-    path = IMAGE_DIR / "mcp-edge-amd64.img"
+    """The reference image for ARCH, built from this checkout (by this session, or with
+    MCP_EDGE_PREBUILT=1 earlier in the same test command)."""
+    path = IMAGE_DIR / IMAGE_NAME
+    if os.environ.get("MCP_EDGE_PREBUILT") == "1":
+        assert path.exists(), f"MCP_EDGE_PREBUILT=1 but {path} was not built"
+        recorded = (IMAGE_DIR / f"{IMAGE_NAME}.sha256").read_text().split()[0]
+        assert sha256_file(path) == recorded, f"{path} changed after its build"
+    else:
+        subprocess.run(["bash", str(REPO / "qemu" / "build-image.sh"), str(IMAGE_DIR)], check=True)
     assert path.exists()
     return path
+
+
+@pytest.fixture(scope="session")
+def card(image):
+    """The Raspberry Pi 4 card made from the arm64 image build (qemu/build-pi-card.sh)."""
+    path = IMAGE_DIR / PI_CARD_NAME
+    if os.environ.get("MCP_EDGE_PREBUILT") == "1":
+        assert path.exists(), f"MCP_EDGE_PREBUILT=1 but {path} was not built"
+        recorded = (IMAGE_DIR / f"{PI_CARD_NAME}.sha256").read_text().split()[0]
+        assert sha256_file(path) == recorded, f"{path} changed after its build"
+    else:
+        subprocess.run(["bash", str(REPO / "qemu" / "build-pi-card.sh"), str(IMAGE_DIR)], check=True)
+    return path
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Vm:

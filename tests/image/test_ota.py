@@ -23,7 +23,7 @@ import urllib.request
 import pytest
 from mcp import Client
 
-from conftest import REPO, Vm, guest_exec
+from conftest import ARCH, IMAGE_DIR, REPO, Vm, guest_exec
 
 NEW_VERSION = "0.1.0+ota.2"
 BROKEN_VERSION = "0.1.0+ota.3-broken"
@@ -39,7 +39,7 @@ def bundles(image, tmp_path_factory):
     """Signed bundles: a newer build, the same signed by a stranger's CA, and a build whose
     gateway exits at once (its binary replaced by a failing one, as a bad build would)."""
     work = tmp_path_factory.mktemp("bundles")
-    newer = REPO / ".cache" / "image-ota"
+    newer = IMAGE_DIR.with_name(IMAGE_DIR.name.replace("image", "image-ota"))
     run(["bash", str(REPO / "qemu" / "build-image.sh"), str(newer)], env=dict(os.environ, MCP_EDGE_VERSION=NEW_VERSION))
     assert (newer / "version").read_text().strip() == NEW_VERSION
     out = work / "bundles"
@@ -58,7 +58,8 @@ def bundles(image, tmp_path_factory):
     broken.mkdir()
     shutil.copy(newer / "rootfs.ext4", broken / "rootfs.ext4")
     (broken / "version").write_text(BROKEN_VERSION + "\n")
-    shutil.copy(newer / "compatible", broken / "compatible")
+    for name in ("compatible", "source-date-epoch"):
+        shutil.copy(newer / name, broken / name)
     failing = work / "mcp-gateway"
     failing.write_text("#!/bin/sh\necho 'mcp-gateway: this build fails at start (OTA rollback test)' >&2\nexit 1\n")
     failing.chmod(0o755)
@@ -195,7 +196,7 @@ def test_root_is_read_only_and_the_state_is_on_the_data_partition(device):
 
     status = update_status(device)
     print(f"\nin the booted image: /v1/update {json.dumps(status)}")
-    assert status["compatible"] == "mcp-edge-amd64-uefi"
+    assert status["compatible"] == f"mcp-edge-{ARCH}-uefi"
     assert status["booted"] == "a" and status["primary"] == "a"
     assert slot(status, "a")["boot_status"] == "good"
     assert slot(status, "b")["boot_status"] == "bad"  # never installed: no boot entry

@@ -41,6 +41,7 @@ const ALLOWED: &[i64] = &[
     libc::SYS_mprotect,
     libc::SYS_munmap,
     libc::SYS_nanosleep,
+    libc::SYS_getrlimit,
     libc::SYS_prlimit64,
     libc::SYS_restart_syscall,
     libc::SYS_rseq,
@@ -100,6 +101,7 @@ const ALLOWED: &[i64] = &[
     libc::SYS_openat2,
     libc::SYS_readlinkat,
     libc::SYS_removexattr,
+    libc::SYS_renameat,
     libc::SYS_renameat2,
     libc::SYS_setxattr,
     libc::SYS_statfs,
@@ -201,6 +203,7 @@ const ALLOWED: &[i64] = &[
     libc::SYS_fsync,
     libc::SYS_msync,
     libc::SYS_sync,
+    libc::SYS_sync_file_range,
     libc::SYS_syncfs,
     // @timer: Schedule operations by time
     libc::SYS_getitimer,
@@ -261,14 +264,15 @@ const ALLOWED: &[i64] = &[
     libc::SYS_vmsplice,
 ];
 
-/// The older calls only x86_64 has (aarch64 has only their `*at` successors).
+/// The older calls only x86_64 has (aarch64 has only their successors: `openat` for `open`,
+/// `ppoll` for `poll`, …). aarch64 does have `renameat`, `getrlimit` and `sync_file_range`,
+/// which are in the list above; glibc's `rename` is `renameat` there.
 #[cfg(target_arch = "x86_64")]
 const ALLOWED_X86_64: &[i64] = &[
     // @default: System calls that are always permitted
     libc::SYS_arch_prctl,
     libc::SYS_get_thread_area,
     libc::SYS_getpgrp,
-    libc::SYS_getrlimit,
     libc::SYS_pause,
     libc::SYS_set_thread_area,
     libc::SYS_time,
@@ -289,7 +293,6 @@ const ALLOWED_X86_64: &[i64] = &[
     libc::SYS_open,
     libc::SYS_readlink,
     libc::SYS_rename,
-    libc::SYS_renameat,
     libc::SYS_rmdir,
     libc::SYS_stat,
     libc::SYS_symlink,
@@ -311,8 +314,6 @@ const ALLOWED_X86_64: &[i64] = &[
     libc::SYS_vfork,
     // @signal: Process signal handling
     libc::SYS_signalfd,
-    // @sync: Synchronize files and memory to storage
-    libc::SYS_sync_file_range,
     // @timer: Schedule operations by time
     libc::SYS_alarm,
 ];
