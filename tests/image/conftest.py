@@ -42,32 +42,30 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def image():
-    """The reference image for ARCH, built from this checkout (by this session, or with
-    MCP_EDGE_PREBUILT=1 earlier in the same test command)."""
-    path = IMAGE_DIR / IMAGE_NAME
+def built(name, script):
+    """IMAGE_DIR/name, made from this checkout by qemu/<script>; with MCP_EDGE_PREBUILT=1 the one
+    an earlier step of the same test command made, checked against the sha256 it recorded."""
+    path = IMAGE_DIR / name
     if os.environ.get("MCP_EDGE_PREBUILT") == "1":
         assert path.exists(), f"MCP_EDGE_PREBUILT=1 but {path} was not built"
-        recorded = (IMAGE_DIR / f"{IMAGE_NAME}.sha256").read_text().split()[0]
+        recorded = (IMAGE_DIR / f"{name}.sha256").read_text().split()[0]
         assert sha256_file(path) == recorded, f"{path} changed after its build"
     else:
-        subprocess.run(["bash", str(REPO / "qemu" / "build-image.sh"), str(IMAGE_DIR)], check=True)
-    assert path.exists()
+        subprocess.run(["bash", str(REPO / "qemu" / script), str(IMAGE_DIR)], check=True)
+        assert path.exists()
     return path
+
+
+@pytest.fixture(scope="session")
+def image():
+    """The reference image for ARCH."""
+    return built(IMAGE_NAME, "build-image.sh")
 
 
 @pytest.fixture(scope="session")
 def card(image):
-    """The Raspberry Pi 4 card made from the arm64 image build (qemu/build-pi-card.sh)."""
-    path = IMAGE_DIR / PI_CARD_NAME
-    if os.environ.get("MCP_EDGE_PREBUILT") == "1":
-        assert path.exists(), f"MCP_EDGE_PREBUILT=1 but {path} was not built"
-        recorded = (IMAGE_DIR / f"{PI_CARD_NAME}.sha256").read_text().split()[0]
-        assert sha256_file(path) == recorded, f"{path} changed after its build"
-    else:
-        subprocess.run(["bash", str(REPO / "qemu" / "build-pi-card.sh"), str(IMAGE_DIR)], check=True)
-    return path
+    """The Raspberry Pi 4 card made from the arm64 image build."""
+    return built(PI_CARD_NAME, "build-pi-card.sh")
 
 
 def sha256_file(path):
