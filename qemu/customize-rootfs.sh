@@ -6,8 +6,8 @@
 set -euo pipefail
 root=$1 repo=$2 gateway=$3 compatible=$4 keyring=$5 console=$6
 
-# The initrd, once: build-image.sh installs the kernel with INITRD=No, and initramfs-tools'
-# trigger usually made it already.
+# The initrd, once: build-image.sh installs the kernels with INITRD=No, so unless some package
+# ran initramfs-tools' trigger (in the arm64 builds none did), it is made here.
 for kernel in "$root"/boot/vmlinuz-*; do
     version=${kernel#"$root"/boot/vmlinuz-}
     [ -e "$root/boot/initrd.img-$version" ] || chroot "$root" update-initramfs -c -k "$version" >/dev/null
