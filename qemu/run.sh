@@ -6,7 +6,7 @@
 #
 #   bash qemu/run.sh [IMAGE]          (default .cache/image/mcp-edge-amd64.img)
 #
-# The architecture is the image's (mcp-edge-arm64.img boots in qemu-system-aarch64).
+# The architecture is the image's (an arm64 image boots in qemu-system-aarch64).
 #
 # The console is this terminal (Ctrl-A X quits QEMU). Environment:
 #   MCP_EDGE_PORT=N      host port for the gateway (default: a free one)
@@ -26,9 +26,13 @@ cd "$repo_root"
 
 image=${1:-$repo_root/.cache/image/mcp-edge-amd64.img}
 [ -f "$image" ] || die "$image is missing: build it with bash qemu/build-image.sh"
-case "$(basename "$image")" in
-    *arm64*) arch=arm64 ;;
-    *) arch=amd64 ;;
+# The architecture is the image's, read from its root partition's GPT type (a copy of an
+# image may have any name).
+ensure_apt_packages fdisk
+case "$(sfdisk --part-type "$image" 2 2>/dev/null)" in
+    B921B045-1DF0-41C3-AF44-4C6F280D3FAE) arch=arm64 ;;
+    4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709) arch=amd64 ;;
+    *) die "$image has no x86-64 or arm64 root partition (GPT partition 2): not a reference image" ;;
 esac
 ensure_qemu "$arch"
 
