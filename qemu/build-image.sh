@@ -30,21 +30,21 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/common.sh"
 cd "$repo_root"
 
 arch=${MCP_EDGE_ARCH:-amd64}
+# shellcheck source=layout.sh
+source "$repo_root/qemu/layout.sh"
 # The UEFI machines boot Debian's cloud kernel (the small one for virtual machines; it has the
 # TIS driver for QEMU's TPM). The arm64 root file system also carries the generic kernel and
 # the Raspberry Pi's boot firmware (non-free-firmware), which the Pi card boots
 # (qemu/build-pi-card.sh): one root file system for both.
 case "$arch" in
-    amd64) out=${1:-$repo_root/.cache/image} root_type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709
+    amd64) out=${1:-$repo_root/.cache/image} root_type=$root_type_amd64
         efi_loader=systemd-bootx64.efi efi_boot=BOOTX64.EFI console=ttyS0,115200
         arch_packages=linux-image-cloud-amd64 components=main ;;
-    arm64) out=${1:-$repo_root/.cache/image-arm64} root_type=B921B045-1DF0-41C3-AF44-4C6F280D3FAE
+    arm64) out=${1:-$repo_root/.cache/image-arm64} root_type=$root_type_arm64
         efi_loader=systemd-bootaa64.efi efi_boot=BOOTAA64.EFI console=ttyAMA0,115200
         arch_packages=linux-image-cloud-arm64,linux-image-arm64,raspi-firmware components=main,non-free-firmware ;;
     *) die "MCP_EDGE_ARCH=$arch: amd64 or arm64" ;;
 esac
-# shellcheck source=layout.sh
-source "$repo_root/qemu/layout.sh"
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
 export TZ=UTC LC_ALL=C
@@ -115,11 +115,7 @@ cp "$rootfs/usr/lib/systemd/boot/efi/$efi_loader" "$esp_tree/EFI/BOOT/$efi_boot"
 # No "default": systemd-boot boots the first entry in its order, which the RAUC backend keeps.
 printf 'timeout 0\n' >"$esp_tree/loader/loader.conf"
 "$repo_root/rootfs-overlay/usr/lib/mcp-edge/rauc-systemd-boot" seed "$esp_tree" "$rootfs" a "$root_a_uuid"
-find "$esp_tree" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-mkfs.vfat -C -i "$esp_serial" -n ESP "$work/esp.img" $((boot_mib * 1024)) >/dev/null
-(cd "$esp_tree" && mcopy -s -m -i "$work/esp.img" EFI loader ::/)
-# mtools stamps entries with the current time; one fixed instant makes the ESP reproducible.
-python3 "$repo_root/qemu/fat-timestamps.py" "$work/esp.img" "$SOURCE_DATE_EPOCH"
+make_fat "$work/esp.img" ESP "$esp_serial" "$esp_tree"
 
 step "root file systems (ext4 from the tree, no mount)"
 # Clamp modification times to SOURCE_DATE_EPOCH and set every access time to it: the build
@@ -137,11 +133,8 @@ debugfs -w -f "$work/ctimes.debugfs" "$work/root-a.img" >/dev/null 2>"$work/debu
 make_empty_slots "$work"
 
 step "GPT disk"
-mkdir -p "$out"
 image=$out/mcp-edge-$arch.img
-total_mib=$((1 + boot_mib + 2 * root_mib + data_mib + 1))
-rm -f "$image"
-truncate -s "${total_mib}M" "$image"
+new_disk "$image"
 sfdisk --quiet "$image" <<TABLE
 label: gpt
 label-id: $disk_guid
@@ -159,5 +152,4 @@ cp --sparse=always "$work/root-a.img" "$out/rootfs.ext4"
 "$gateway" --version | awk '{ print $2 }' >"$out/version"
 echo "$rauc_compatible" >"$out/compatible"
 echo "$SOURCE_DATE_EPOCH" >"$out/source-date-epoch"
-(cd "$out" && sha256sum "$(basename "$image")" >"$(basename "$image").sha256")
-step "built $image ($(du -h --apparent-size "$image" | cut -f1), sha256 $(cut -d' ' -f1 "$image.sha256"))"
+record_disk "$image"

@@ -75,17 +75,12 @@ CONFIG
 from_rootfs dump /etc/kernel/cmdline "$work/cmdline"
 echo "root=PARTUUID=$pi_disk_id-02 rauc.slot=a $(sed 's/console=[^ ]*/console=ttyS1,115200 console=tty0/' "$work/cmdline")" \
     >"$firmware/cmdline.txt"
-find "$firmware" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-mkfs.vfat -F 32 -C -i "$pi_firmware_serial" -n FIRMWARE "$work/firmware.img" $((boot_mib * 1024)) >/dev/null
-(cd "$firmware" && mcopy -s -m -i "$work/firmware.img" ./* ::/)
-python3 "$repo_root/qemu/fat-timestamps.py" "$work/firmware.img" "$SOURCE_DATE_EPOCH"
+make_fat "$work/firmware.img" FIRMWARE "$pi_firmware_serial" "$firmware" -F 32
 
 step "MBR disk"
 make_empty_slots "$work"
-mkdir -p "$out"
 card=$out/mcp-edge-rpi4.img
-rm -f "$card"
-truncate -s "$((1 + boot_mib + 2 * root_mib + data_mib + 1))M" "$card"
+new_disk "$card"
 sfdisk --quiet "$card" <<TABLE
 label: dos
 label-id: 0x$pi_disk_id
@@ -98,5 +93,4 @@ size=$((data_mib * 2048)), type=83
 TABLE
 write_partitions "$card" "$work/firmware.img" "$rootfs" "$work/root-b.img" "$work/data.img"
 bmaptool --quiet create -o "$card.bmap" "$card"
-(cd "$out" && sha256sum "$(basename "$card")" >"$(basename "$card").sha256")
-step "built $card ($(du -h --apparent-size "$card" | cut -f1), sha256 $(cut -d' ' -f1 "$card.sha256"))"
+record_disk "$card"

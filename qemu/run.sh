@@ -28,10 +28,12 @@ image=${1:-$repo_root/.cache/image/mcp-edge-amd64.img}
 [ -f "$image" ] || die "$image is missing: build it with bash qemu/build-image.sh"
 # The architecture is the image's, read from its root partition's GPT type (a copy of an
 # image may have any name).
+# shellcheck source=layout.sh
+source "$repo_root/qemu/layout.sh"
 ensure_apt_packages fdisk
 case "$(sfdisk --part-type "$image" 2 2>/dev/null)" in
-    B921B045-1DF0-41C3-AF44-4C6F280D3FAE) arch=arm64 ;;
-    4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709) arch=amd64 ;;
+    "$root_type_arm64") arch=arm64 ;;
+    "$root_type_amd64") arch=amd64 ;;
     *) die "$image has no x86-64 or arm64 root partition (GPT partition 2): not a reference image" ;;
 esac
 ensure_qemu "$arch"

@@ -22,8 +22,7 @@ require_cargo
 ensure_build_deps
 ensure_rust_components rustfmt clippy
 ensure_test_tools
-ensure_image_tools amd64
-ensure_image_tools arm64
+ensure_image_tools arm64  # and what the amd64 image needs
 ensure_qemu amd64
 ensure_qemu arm64
 bash qemu/ota-keys.sh "$repo_root/.cache/ota-keys" >/dev/null
