@@ -71,16 +71,8 @@ rootfs=$work/rootfs
 gateway=$work/mcp-gateway
 cp "$built_gateway" "$gateway"
 if [ -n "${MCP_EDGE_VERSION:-}" ]; then
-    # The binary keeps 64 bytes for this (gateway/src/lib.rs, VERSION_STAMP): the same build,
-    # labelled, without compiling it again.
-    [ ${#MCP_EDGE_VERSION} -le 63 ] || die "MCP_EDGE_VERSION is longer than 63 bytes"
-    printf '%s' "$MCP_EDGE_VERSION" >"$work/version-stamp"
-    truncate -s 64 "$work/version-stamp"
-    objcopy=objcopy
-    [ "$arch" = amd64 ] || objcopy=aarch64-linux-gnu-objcopy
-    "$objcopy" --update-section ".mcp_edge_version=$work/version-stamp" "$gateway"
-    [ "$("$gateway" --version)" = "mcp-gateway $MCP_EDGE_VERSION" ] ||
-        die "stamping the version failed: $("$gateway" --version)"
+    # The same build, labelled, without compiling it again.
+    bash "$repo_root/qemu/stamp-version.sh" "$gateway" "$MCP_EDGE_VERSION"
 fi
 
 step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"

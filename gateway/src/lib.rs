@@ -26,8 +26,8 @@ pub mod update;
 pub use config::Config;
 pub use server::{Gateway, GatewayError, GatewayHandle, ReloadReport};
 
-/// Room for a version stamped into a built binary (`qemu/build-image.sh` with
-/// `MCP_EDGE_VERSION`, through `objcopy --update-section .mcp_edge_version=...`), so that an
+/// Room for a version stamped into a built binary (`qemu/stamp-version.sh`, which
+/// `qemu/build-image.sh` runs for `MCP_EDGE_VERSION`: `objcopy --update-section`), so that an
 /// image build labels its gateway without compiling it again. All zero: not stamped.
 // The unsafe_code lint counts `link_section` (a name clash with another section could break
 // the link); this name is ours alone, and the bytes are only ever read as a string.

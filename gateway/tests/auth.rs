@@ -2,14 +2,11 @@
 //! the SHA-256 that `mcp-gateway hash-token` prints, strangers are refused, each client
 //! reaches only its scopes, and a client over its rate gets 429 with Retry-After.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::{hash_token, send, Daemon, Response};
+use crate::common;
+use crate::common::{hash_token, send, Daemon, Response};
 
 fn clients(ops_token: &str, app_token: &str) -> String {
     format!(

@@ -2,17 +2,14 @@
 //! in the gateway, an OpenAI-compatible cloud endpoint on loopback (scripted, see
 //! `common/cloud.rs`), the router between them, and tool calls through the MCP layer.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use common::cloud::{CloudServer, Reply};
-use common::{post_json, sse_events, test_tools, Daemon};
+use crate::common;
+use crate::common::cloud::{CloudServer, Reply};
+use crate::common::{post_json, sse_events, test_tools, Daemon};
 
 const CHAT: &str = "/v1/chat/completions";
 

@@ -1,15 +1,13 @@
 //! Configuration errors name the file, line, column and key; valid files load; the builder
 //! follows the same rules.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::BIN;
 use mcp_edge_gateway::config::{Compression, Config, ConfigError};
+
+use crate::common;
+use crate::common::BIN;
 
 fn problem(text: &str) -> String {
     match Config::from_toml(text, "edge.toml") {

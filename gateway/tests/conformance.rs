@@ -4,15 +4,12 @@
 //! gateway serves and forwards. A scored scenario the gateway could not pass would be listed,
 //! with its reason, in `tests/conformance/expected-failures-<revision>.yaml` (none is today).
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{test_tools, Daemon, BIN};
+use crate::common;
+use crate::common::{test_tools, Daemon, BIN};
 
 /// The fixture server, built beside the gateway (`scripts/test.sh` builds it first).
 fn fixture_upstream() -> PathBuf {

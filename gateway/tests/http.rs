@@ -1,13 +1,9 @@
 //! The HTTP surface over real loopback sockets: endpoints, limits, errors, HTTP/2.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{metric, read_response, send, Daemon};
+use crate::common::{metric, read_response, send, Daemon};
 
 #[test]
 fn health_reports_ready_subsystems_as_json() {

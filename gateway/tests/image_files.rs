@@ -2,14 +2,10 @@
 //! consume them: the unit files with `systemd-analyze`, the device configuration with
 //! `mcp-gateway check-config`. Booting them in an image is the QEMU suite's job.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::BIN;
+use crate::common::BIN;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

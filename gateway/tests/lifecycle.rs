@@ -1,15 +1,12 @@
 //! Connection limit, SIGTERM drain and SIGHUP reload, on the real binary.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{metric, read_response, send, write_file, Daemon};
 use nix::sys::signal::Signal;
+
+use crate::common::{metric, read_response, send, write_file, Daemon};
 
 const GET_HEALTH: &str = "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
 

@@ -2,19 +2,17 @@
 //! the reference everything server and a second MCP server as federated upstreams, the Rust SDK
 //! (rmcp) as client where the test must act between calls, and raw HTTP for malformed input.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{fixture_device_section, test_tools, Daemon, BIN};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
+
+use crate::common;
+use crate::common::{fixture_device_section, test_tools, Daemon, BIN};
 
 fn python_client(args: &[&str]) -> Value {
     let tools = test_tools();

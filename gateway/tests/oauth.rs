@@ -5,10 +5,6 @@
 //! points unauthenticated clients to it, accepts the server's tokens for the scopes they carry
 //! and refuses forged, expired, foreign-audience and foreign-issuer tokens.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -16,10 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::Daemon;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde_json::{json, Value};
+
+use crate::common;
+use crate::common::Daemon;
 
 /// An EC P-256 signing key with its key id.
 struct SigningKey {

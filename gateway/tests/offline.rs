@@ -3,10 +3,6 @@
 //! deduplicates by `Idempotency-Key` as a real API does. The gateway is killed with SIGKILL,
 //! its file system fills up, and its clients count every acknowledgement.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,9 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cloud::{CloudServer, Reply, Request};
-use common::{config_file, metric, post_json, try_post_json, Daemon, BIN};
 use serde_json::{json, Value};
+
+use crate::common;
+use crate::common::cloud::{CloudServer, Reply, Request};
+use crate::common::{config_file, metric, post_json, try_post_json, Daemon, BIN};
 
 /// A small deterministic generator; the seed is printed so a failing run can be repeated.
 struct Lcg(u64);

@@ -5,15 +5,12 @@
 //! through the root helper `mcp-gateway cpufreq apply`); `GET/PUT /v1/power`, the MCP-visible
 //! metrics, and who may set the profile.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{hash_token, metric, send, Daemon, Response, BIN};
+use crate::common;
+use crate::common::{hash_token, metric, send, Daemon, Response, BIN};
 
 /// A writable copy of a fixture tree.
 fn copy_of(fixture: &str) -> tempfile::TempDir {

@@ -4,17 +4,14 @@
 //! start: listing `/` and `sched_setaffinity` denied); and it still serves HTTP, MCP tools,
 //! the offline queue and TPM quotes.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
-use common::swtpm::Swtpm;
-use common::{Daemon, BIN};
+use crate::common;
+use crate::common::swtpm::Swtpm;
+use crate::common::{Daemon, BIN};
 
 fn status_of(pid: u32) -> BTreeMap<String, String> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

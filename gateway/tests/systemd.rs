@@ -1,10 +1,6 @@
 //! systemd integration seen from outside: notifications on a real `NOTIFY_SOCKET` datagram
 //! socket, and a listening socket inherited the way systemd passes it (fd 3, `LISTEN_*`).
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
@@ -12,8 +8,10 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{config_file, Daemon, BIN};
 use nix::sys::signal::Signal;
+
+use crate::common;
+use crate::common::{config_file, Daemon, BIN};
 
 /// Collects notification datagrams until `done` holds or the timeout passes.
 fn collect(

@@ -1,18 +1,15 @@
 //! Telemetry export over real sockets: a collector on loopback that is down, then up; the
 //! snapshots taken during the outage arrive after it, decoded with the gateway's own decoder.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Daemon;
 use mcp_edge_gateway::telemetry::export::{decode, Batch, CONTENT_TYPE};
+
+use crate::common::Daemon;
 
 /// Bodies the collector accepted, with their `Content-Encoding`.
 type Accepted = Arc<Mutex<Vec<(String, Vec<u8>)>>>;

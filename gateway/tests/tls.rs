@@ -2,23 +2,20 @@
 //! the server's certificate, a valid client, a client from another CA and an expired client.
 //! The client side is rustls over a real TCP connection to the gateway binary.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{config_file, Daemon, BIN};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::common::{config_file, Daemon, BIN};
 
 struct Ca {
     cert: Certificate,

@@ -2,21 +2,19 @@
 //! checked by our verifier and by `tpm2_checkquote`, tampering of every kind refused, and the
 //! software mode without a TPM. The tpm2-tools commands are the independent side of each check.
 
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::swtpm::{checkquote, Swtpm};
-use common::{Daemon, BIN};
 use mcp_edge_gateway::tpm::eventlog::extend;
 use mcp_edge_gateway::tpm::evidence::{from_base64, from_hex, to_hex};
 use mcp_edge_gateway::Config;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::common;
+use crate::common::swtpm::{checkquote, Swtpm};
+use crate::common::{Daemon, BIN};
 
 const NONCE: &str = "5eed0f1ce5c0ffee0123456789abcdef";
 

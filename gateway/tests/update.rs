@@ -1,11 +1,9 @@
 //! `GET /v1/update` on machines that are not A/B devices: the real `rauc` without its service,
 //! and no `rauc` at all. The answer from a real RAUC on a booted device is tested in the
 //! whole-image tests (tests/image/test_ota.py); here, the scope and the errors.
-#![allow(clippy::unwrap_used)] // In tests a failed unwrap is a failed test.
 
-mod common;
-
-use common::{hash_token, send, Daemon, Response};
+use crate::common;
+use crate::common::{hash_token, send, Daemon, Response};
 
 fn get_update(daemon: &Daemon, token: Option<&str>) -> Response {
     let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));

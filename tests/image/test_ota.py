@@ -3,8 +3,9 @@ power-cut as a device would be), tested from the host: the layout, a signed upda
 build, a foreign signature, a build whose gateway never gets healthy, and power cuts during
 install. The bundles reach the guest on a second, read-only disk (/dev/vdb).
 
-Fixtures build on each other: the image -> two more builds (a newer one, and the same with a
-gateway that fails at start) -> their bundles -> a device booted from a copy of the image.
+Fixtures build on each other: the image -> two more builds made from its root file system (its
+gateway stamped with a newer version, and a gateway that fails at start) -> their bundles -> a
+device booted from a copy of the image.
 The tests run in file order on that one device; each leaves it booted and healthy.
 """
 
@@ -34,14 +35,35 @@ def run(argv, **kwargs):
     return subprocess.run(argv, check=True, **kwargs)
 
 
+def build_from(image_dir, out, version, gateway):
+    """Another build of the image in image_dir: its root file system with /usr/bin/mcp-gateway
+    replaced by gateway (debugfs, no mount), labelled version, as build-image.sh writes it."""
+    out.mkdir()
+    rootfs = out / "rootfs.ext4"
+    shutil.copy(image_dir / "rootfs.ext4", rootfs)
+    for request in ("rm /usr/bin/mcp-gateway", f"write {gateway} /usr/bin/mcp-gateway",
+                    "sif /usr/bin/mcp-gateway mode 0100755"):
+        run(["debugfs", "-w", "-R", request, str(rootfs)], capture_output=True)
+    (out / "version").write_text(version + "\n")
+    for name in ("compatible", "source-date-epoch"):
+        shutil.copy(image_dir / name, out / name)
+    return out
+
+
 @pytest.fixture(scope="module")
 def bundles(image, tmp_path_factory):
     """Signed bundles: a newer build, the same signed by a stranger's CA, and a build whose
-    gateway exits at once (its binary replaced by a failing one, as a bad build would)."""
+    gateway exits at once (its binary replaced by a failing one, as a bad build would).
+
+    The newer build is the image's own with its gateway stamped with a newer version by
+    qemu/stamp-version.sh, which is what build-image.sh does for MCP_EDGE_VERSION before it
+    bootstraps the same Debian tree again (the second-build test in test_boot.py runs that
+    whole build; a third one here would only add minutes)."""
     work = tmp_path_factory.mktemp("bundles")
-    newer = IMAGE_DIR.with_name(IMAGE_DIR.name.replace("image", "image-ota"))
-    run(["bash", str(REPO / "qemu" / "build-image.sh"), str(newer)], env=dict(os.environ, MCP_EDGE_VERSION=NEW_VERSION))
-    assert (newer / "version").read_text().strip() == NEW_VERSION
+    gateway = work / "mcp-gateway"
+    run(["debugfs", "-R", f"dump -p /usr/bin/mcp-gateway {gateway}", str(IMAGE_DIR / "rootfs.ext4")], capture_output=True)
+    run(["bash", str(REPO / "qemu" / "stamp-version.sh"), str(gateway), NEW_VERSION])
+    newer = build_from(IMAGE_DIR, work / "newer", NEW_VERSION, gateway)
     out = work / "bundles"
     out.mkdir()
     run(["bash", str(REPO / "qemu" / "build-bundle.sh"), str(newer), str(out / "newer.raucb")])
@@ -54,18 +76,9 @@ def bundles(image, tmp_path_factory):
          str(out / "newer.raucb"), str(out / "stranger.raucb")],
         capture_output=True)
 
-    broken = work / "broken"
-    broken.mkdir()
-    shutil.copy(newer / "rootfs.ext4", broken / "rootfs.ext4")
-    (broken / "version").write_text(BROKEN_VERSION + "\n")
-    for name in ("compatible", "source-date-epoch"):
-        shutil.copy(newer / name, broken / name)
-    failing = work / "mcp-gateway"
+    failing = work / "failing-gateway"
     failing.write_text("#!/bin/sh\necho 'mcp-gateway: this build fails at start (OTA rollback test)' >&2\nexit 1\n")
-    failing.chmod(0o755)
-    run(["debugfs", "-w", "-R", "rm /usr/bin/mcp-gateway", str(broken / "rootfs.ext4")], capture_output=True)
-    run(["debugfs", "-w", "-R", f"write {failing} /usr/bin/mcp-gateway", str(broken / "rootfs.ext4")], capture_output=True)
-    run(["debugfs", "-w", "-R", "sif /usr/bin/mcp-gateway mode 0100755", str(broken / "rootfs.ext4")], capture_output=True)
+    broken = build_from(IMAGE_DIR, work / "broken", BROKEN_VERSION, failing)
     run(["bash", str(REPO / "qemu" / "build-bundle.sh"), str(broken), str(out / "broken.raucb")])
 
     for name in ("newer", "stranger", "broken"):

@@ -5,7 +5,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -18,8 +17,6 @@ pub enum Reply {
     ToolCall { name: String, arguments: Value },
     /// An error status with an OpenAI-style error body.
     Status(u16),
-    /// Wait this long, then answer.
-    Delayed(Duration, Box<Reply>),
     /// Close the connection without an answer: the request arrived, the answer was lost
     /// (a link cut mid-request).
     Hangup,
@@ -127,12 +124,8 @@ fn serve(stream: TcpStream, requests: &Mutex<Vec<Request>>, script: &Script) {
         requests.push(request.clone());
         requests.len() - 1
     };
-    let mut reply = script(&request, number);
+    let reply = script(&request, number);
     let mut stream = stream;
-    while let Reply::Delayed(delay, inner) = reply {
-        std::thread::sleep(delay);
-        reply = *inner;
-    }
     let _ = answer(&mut stream, reply);
 }
 
@@ -171,7 +164,6 @@ fn answer(stream: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
             ));
             events.push(chunk(json!({}), Some("tool_calls")));
         }
-        Reply::Delayed(..) => unreachable!("unwrapped by the caller"),
     }
     let usage = json!({ "id": "cloud-1", "object": "chat.completion.chunk", "choices": [],
         "usage": { "prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18 } });

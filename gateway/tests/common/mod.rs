@@ -1,8 +1,6 @@
 //! Test harness: runs the real `mcp-gateway` binary on a free loopback port and talks to it
 //! over real sockets. Every process started here is killed when its `Daemon` is dropped.
 
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
-
 pub mod cloud;
 pub mod swtpm;
 
