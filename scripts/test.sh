@@ -6,13 +6,15 @@
 # whole-image tests (tests/image): the x86_64 reference image built twice, booted in QEMU and
 # updated; the arm64 image booted in QEMU and the Raspberry Pi card made from it.
 #
-# The arm64 image (a cross build and a Debian tree made under qemu-user, long single-threaded
-# stretches) is built and tested in the background from the start, in a session of its own, so
-# that it runs beside the other steps and is killed with its children if this script stops.
-# (The kernel's autogroup scheduling gives that session an equal share of the CPU; a nice value
-# would apply only inside the session.) Its log is .cache/logs/arm64.log and goes into this log
-# when it is done. Its OTA tests and its second build are a separate command (docs/IMAGE.md),
-# which would take the whole command past its time budget.
+# The whole-image tests are two jobs, one per architecture, started first and run in the
+# background beside the cargo build and tests: each builds its image (a release build of the
+# gateway, a Debian tree, the disk; for arm64 a cross build and a tree made under qemu-user)
+# and boots and tests it. Long stretches of each are single-threaded or wait on a booting VM,
+# so three jobs keep two cores busier than one after the other. Each job runs in a session of
+# its own, killed with its children if this script stops (the kernel's autogroup scheduling
+# gives each session an equal share of the CPU), and logs to .cache/logs/image-ARCH.log, which
+# goes into this log when the job is done. The arm64 OTA tests and second build are a separate
+# command (docs/IMAGE.md), which would take the whole command past its time budget.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$repo_root"
 
@@ -25,25 +27,44 @@ ensure_image_tools arm64  # and what the amd64 image needs
 ensure_qemu amd64
 ensure_qemu arm64
 bash qemu/ota-keys.sh "$repo_root/.cache/ota-keys" >/dev/null
-
-arm64_log=$repo_root/.cache/logs/arm64.log
-mkdir -p "$(dirname "$arm64_log")"
-step "arm64 image and Raspberry Pi card: building and testing in the background ($arm64_log)"
-# shellcheck disable=SC2016 # expanded by the background shell
-MCP_EDGE_ARCH=arm64 setsid --wait bash -c '
-    set -e
-    bash qemu/build-image.sh
-    bash qemu/build-pi-card.sh
-    source .cache/test-tools/env
-    MCP_EDGE_PREBUILT=1 "$PYTHON" -m pytest -v -rP --durations=20 -p no:cacheprovider \
-        --basetemp=.cache/pytest-arm64 tests/image --ignore=tests/image/test_ota.py \
-        --deselect=tests/image/test_boot.py::test_a_second_build_is_bit_identical' \
-    >"$arm64_log" 2>&1 &
-arm64_job=$!
-trap 'kill -- -"$arm64_job" 2>/dev/null || true' EXIT
-
 # A fresh clone (CI) builds everything once: incremental compilation would only add work.
 [ -z "${CI:-}" ] || export CARGO_INCREMENTAL=0
+
+# start_image_job ARCH PYTEST_ARGUMENTS...: builds ARCH's image (conftest.py's fixtures do)
+# and runs tests/image against it, in the background; sets image_job[ARCH].
+declare -A image_job
+start_image_job() {
+    local arch=$1 log=$repo_root/.cache/logs/image-$1.log
+    shift
+    mkdir -p "$(dirname "$log")"
+    step "whole-image tests, $arch: building and testing in the background ($log)"
+    # -rP: what passing tests print (boot time, the quote, readings "in the booted image") goes
+    # in the log's summary.
+    MCP_EDGE_ARCH=$arch setsid --wait "$PYTHON" -m pytest -v -rP --durations=20 -p no:cacheprovider \
+        --basetemp="$repo_root/.cache/pytest-$arch" tests/image "$@" >"$log" 2>&1 &
+    image_job[$arch]=$!
+}
+# wait_image_job ARCH: waits for ARCH's job and puts its log into this one.
+wait_image_job() {
+    local arch=$1 log=$repo_root/.cache/logs/image-$1.log status=0
+    step "whole-image tests, $arch: waiting for the background job"
+    wait "${image_job[$arch]}" || status=$?
+    sed "s/^/[$arch] /" "$log"
+    [ "$status" -eq 0 ] || die "the $arch image build or its tests failed (exit $status); its log is above and in $log"
+}
+stop_image_jobs() {
+    local job
+    for job in "${image_job[@]}"; do kill -- -"$job" 2>/dev/null || true; done
+}
+trap stop_image_jobs EXIT
+
+# shellcheck disable=SC1091 # written by ensure_test_tools
+source "$repo_root/.cache/test-tools/env"
+# x86_64: the reference image built twice, booted, updated, rolled back and power-cut.
+start_image_job amd64
+# arm64: the same tests but the OTA ones and the second build, and the Raspberry Pi card.
+start_image_job arm64 --ignore=tests/image/test_ota.py \
+    --deselect=tests/image/test_boot.py::test_a_second_build_is_bit_identical
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -60,17 +81,7 @@ linted cargo build --locked -p mcp-edge-conformance-upstream
 linted cargo test --locked --workspace
 
 step "Yocto layer and Buildroot tree: crate list, oelint-adv, kas dump, kconfiglib, .mk/.hash (offline)"
-# shellcheck disable=SC1091 # written by ensure_test_tools
-source "$repo_root/.cache/test-tools/env"
 "$PYTHON" -m pytest -v -p no:cacheprovider tests/layers
 
-step "whole-image tests, x86_64: build the reference image, boot it in QEMU, test it from the host"
-# -rP: what passing tests print (boot time, the quote, readings "in the booted image") goes in
-# the log's summary.
-"$PYTHON" -m pytest -v -rP --durations=20 -p no:cacheprovider tests/image
-
-step "arm64: waiting for the background build and tests"
-arm64_status=0
-wait "$arm64_job" || arm64_status=$?
-sed 's/^/[arm64] /' "$arm64_log"
-[ "$arm64_status" -eq 0 ] || die "the arm64 image build or its tests failed (exit $arm64_status); its log is above and in $arm64_log"
+wait_image_job amd64
+wait_image_job arm64

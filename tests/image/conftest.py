@@ -9,8 +9,8 @@ Environment:
   MCP_EDGE_ARCH=arm64     test the arm64 image (default amd64): the same tests, the image from
                           .cache/image-arm64, booted in qemu-system-aarch64
   MCP_EDGE_PREBUILT=1     test the image already in the image folder instead of building it
-                          (scripts/test.sh builds the arm64 image in the background while the
-                          other tests run, then sets this)
+                          (the image an earlier run of the test command built, for the arm64 OTA
+                          tests in docs/IMAGE.md)
 """
 
 import hashlib
