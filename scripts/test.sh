@@ -80,6 +80,19 @@ linted() { RUSTC_WORKSPACE_WRAPPER=$clippy_driver CLIPPY_ARGS=-D__CLIPPY_HACKERY
 linted cargo build --locked -p mcp-edge-conformance-upstream
 linted cargo test --locked --workspace
 
+step "the gateway without default features (docs/FEATURES.md), compiled through clippy"
+linted cargo build --locked -p mcp-edge-gateway --no-default-features --bins
+# Without the tpm feature, a configuration that demands a TPM is refused, naming the feature.
+minimal=$(mktemp -d)
+printf '[gateway]\nbind_address = "127.0.0.1:0"\n[security]\nuse_tpm = true\nattestation_required = true\n' \
+    >"$minimal/mcp-edge.toml"
+if refusal=$(cd "$minimal" && timeout 60 "$repo_root/target/debug/mcp-gateway" serve --config mcp-edge.toml 2>&1); then
+    die "the gateway without the tpm feature started with security.attestation_required = true"
+fi
+rm -rf "$minimal"
+grep -q "built without TPM support (the \`tpm\` feature)" <<<"$refusal" ||
+    die "the gateway without the tpm feature did not name it when refusing to start: $refusal"
+
 step "Yocto layer and Buildroot tree: crate list, oelint-adv, kas dump, kconfiglib, .mk/.hash (offline)"
 "$PYTHON" -m pytest -v -p no:cacheprovider tests/layers
 

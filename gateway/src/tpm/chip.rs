@@ -27,25 +27,7 @@ use tss_esapi::traits::Marshall;
 use tss_esapi::{Context, TctiNameConf};
 
 use super::evidence::{der_to_pem, ecc_p256_spki};
-use super::TpmError;
-
-/// Where the attestation key lives across boots and image updates: a persistent handle in the
-/// endorsement range, chosen by mcp-edge (documented in docs/SECURITY.md).
-pub const AK_PERSISTENT_HANDLE: u32 = 0x8101_0020;
-
-/// A SHA-256 PCR value or digest.
-pub type Sha256 = [u8; 32];
-
-/// A quote and the PCR values it covers, read around it.
-#[derive(Debug, Clone)]
-pub struct Quote {
-    /// The marshalled `TPMS_ATTEST` the TPM signed.
-    pub attest: Vec<u8>,
-    /// The marshalled `TPMT_SIGNATURE`.
-    pub signature: Vec<u8>,
-    /// SHA-256 bank values of the quoted PCRs.
-    pub pcrs: BTreeMap<u8, Sha256>,
-}
+use super::{Quote, Sha256, TpmError, AK_PERSISTENT_HANDLE};
 
 /// The TPM behind one TCTI.
 #[derive(Debug)]

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256 as Sha256Hasher};
 
-use super::chip::Sha256;
 use super::evidence::from_hex;
+use super::Sha256;
 
 /// One measurement the gateway made: `PCR[pcr] = SHA-256(PCR[pcr] ‖ sha256)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,13 +3,23 @@
 //! quotes signed by a persistent attestation key, and [`verify`] checks such answers without a
 //! TPM. docs/SECURITY.md describes the PCRs, the event log format and the verifier.
 
+// The TPM commands (tss-esapi over libtss2) are in builds with the `tpm` feature; without it,
+// `absent` stands in: a `Tpm` that cannot be opened, so the gateway runs in software mode or,
+// when the configuration demands a TPM, refuses to start and says why.
+#[cfg(not(feature = "tpm"))]
+#[path = "absent.rs"]
 mod chip;
+#[cfg(feature = "tpm")]
+mod chip;
+#[cfg(feature = "tpm")]
+mod chip_seal;
 pub mod cli;
 pub mod eventlog;
 pub mod evidence;
 pub mod seal;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +27,7 @@ use std::sync::Arc;
 use sha2::{Digest as _, Sha256 as Sha256Hasher};
 use tracing::{info, warn};
 
-pub use chip::{Quote, Sha256, Tpm, AK_PERSISTENT_HANDLE};
+pub use chip::Tpm;
 use eventlog::{replay_app, AppEvent, AppEventLog};
 pub use evidence::Evidence;
 use evidence::{der_to_pem, to_base64, to_hex, EventLogs};
@@ -25,16 +35,37 @@ pub use seal::{SealedSecret, MAX_SECRET_BYTES};
 
 use crate::config::Config;
 
+/// Where the attestation key lives across boots and image updates: a persistent handle in the
+/// endorsement range, chosen by mcp-edge (documented in docs/SECURITY.md).
+pub const AK_PERSISTENT_HANDLE: u32 = 0x8101_0020;
+
+/// A SHA-256 PCR value or digest.
+pub type Sha256 = [u8; 32];
+
+/// A quote and the PCR values it covers, read around it.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    /// The marshalled `TPMS_ATTEST` the TPM signed.
+    pub attest: Vec<u8>,
+    /// The marshalled `TPMT_SIGNATURE`.
+    pub signature: Vec<u8>,
+    /// SHA-256 bank values of the quoted PCRs.
+    pub pcrs: BTreeMap<u8, Sha256>,
+}
+
 /// What went wrong talking to the TPM.
 #[derive(Debug, thiserror::Error)]
 pub enum TpmError {
     #[error("cannot reach a TPM through {tcti:?}: {message} (is the TPM enabled in the firmware, /dev/tpmrm0 present and readable by the gateway's user, or swtpm running?)")]
     Open { tcti: String, message: String },
     #[error("TPM {what} failed: {source}")]
+    #[cfg(feature = "tpm")]
     Command {
         what: &'static str,
         source: tss_esapi::Error,
     },
+    #[error("this mcp-gateway was built without TPM support (the `tpm` feature): set security.use_tpm = false and remove sealed secrets from the configuration, or install a build with it")]
+    NotBuilt,
     #[error("the TPM has no SHA-256 PCR bank (enable it in the firmware's TPM settings)")]
     NoSha256Bank,
     #[error("PCR {0} does not exist")]

@@ -9,11 +9,11 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256 as Sha256Hasher};
 
-use super::chip::Sha256;
 use super::eventlog::{parse_firmware_log, replay_app, AppEvent};
 use super::evidence::{
     from_base64, from_hex, left_pad_32, p256_point, pcr_meaning, pem_to_der, to_hex, Evidence,
 };
+use super::Sha256;
 
 /// Why evidence is not accepted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
