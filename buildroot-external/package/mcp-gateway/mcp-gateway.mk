@@ -12,10 +12,20 @@ MCP_GATEWAY_SITE = $(call github,mcp-edge,mcp-edge,v$(MCP_GATEWAY_VERSION))
 MCP_GATEWAY_LICENSE = Apache-2.0
 MCP_GATEWAY_LICENSE_FILES = LICENSE
 MCP_GATEWAY_SUBDIR = gateway
-MCP_GATEWAY_DEPENDENCIES = host-pkgconf tpm2-tss
+MCP_GATEWAY_DEPENDENCIES = host-pkgconf
+
+# The cargo features are chosen here, not left to the crate's defaults (docs/FEATURES.md);
+# cargo install builds again, so it is given the same ones.
+MCP_GATEWAY_FEATURES = $(if $(BR2_PACKAGE_MCP_GATEWAY_TPM),tpm)
+MCP_GATEWAY_CARGO_BUILD_OPTS = --no-default-features --features "$(MCP_GATEWAY_FEATURES)"
+MCP_GATEWAY_CARGO_INSTALL_OPTS = $(MCP_GATEWAY_CARGO_BUILD_OPTS)
+
+ifeq ($(BR2_PACKAGE_MCP_GATEWAY_TPM),y)
+MCP_GATEWAY_DEPENDENCIES += tpm2-tss
 # tss-esapi finds libtss2 through pkg-config, which the crate refuses to use for another
 # target unless told to.
 MCP_GATEWAY_CARGO_ENV = PKG_CONFIG_ALLOW_CROSS=1
+endif
 
 # The units, the configuration and the tools come from the release's systemd/ and
 # rootfs-overlay/: the one copy every image flavour installs.

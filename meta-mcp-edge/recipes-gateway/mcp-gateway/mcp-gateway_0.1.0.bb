@@ -11,8 +11,12 @@ SECTION = "net"
 LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
-# tss-esapi links the TPM Software Stack (libtss2-esys, -mu, -tctildr) from meta-tpm.
-DEPENDS += "tpm2-tss"
+# The cargo features are chosen here, one PACKAGECONFIG option per feature
+# (docs/FEATURES.md), not left to the crate's defaults. tpm: tss-esapi links the TPM Software
+# Stack (libtss2-esys, -mu, -tctildr) from meta-tpm.
+PACKAGECONFIG ??= "tpm"
+PACKAGECONFIG[tpm] = ",,tpm2-tss"
+CARGO_BUILD_FLAGS:append = " --no-default-features --features '${PACKAGECONFIG}'"
 
 CVE_PRODUCT = "mcp-edge"
 
