@@ -9,11 +9,11 @@
 # The whole-image tests are two jobs, one per architecture, started first and run in the
 # background beside the cargo build and tests: each builds its image (a release build of the
 # gateway, a Debian tree, the disk; for arm64 a cross build and a tree made under qemu-user)
-# and boots and tests it. Long stretches of each are single-threaded or wait on a booting VM,
-# so three jobs keep two cores busier than one after the other. Each job runs in a session of
-# its own, killed with its children if this script stops (the kernel's autogroup scheduling
-# gives each session an equal share of the CPU), and logs to .cache/logs/image-ARCH.log, which
-# goes into this log when the job is done. The arm64 OTA tests and second build are a separate
+# and boots and tests it. The command keeps both cores busy from start to end
+# (docs/BENCHMARKS.md), so the jobs shorten it only where a step would leave a core idle. Each
+# job runs in a session of its own, killed with its children if this script stops (the kernel's
+# autogroup scheduling gives each session an equal share of the CPU), and logs to
+# .cache/logs/image-ARCH.log, which goes into this log when the job is done. The arm64 OTA tests and second build are a separate
 # command (docs/IMAGE.md), which would take the whole command past its time budget.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$repo_root"
@@ -33,8 +33,10 @@ bash qemu/ota-keys.sh "$repo_root/.cache/ota-keys" >/dev/null
 # start_image_job ARCH PYTEST_ARGUMENTS...: builds ARCH's image (conftest.py's fixtures do)
 # and runs tests/image against it, in the background; sets image_job[ARCH].
 declare -A image_job
+image_log() { echo "$repo_root/.cache/logs/image-$1.log"; }
 start_image_job() {
-    local arch=$1 log=$repo_root/.cache/logs/image-$1.log
+    local arch=$1 log
+    log=$(image_log "$1")
     shift
     mkdir -p "$(dirname "$log")"
     step "whole-image tests, $arch: building and testing in the background ($log)"
@@ -46,7 +48,8 @@ start_image_job() {
 }
 # wait_image_job ARCH: waits for ARCH's job and puts its log into this one.
 wait_image_job() {
-    local arch=$1 log=$repo_root/.cache/logs/image-$1.log status=0
+    local arch=$1 log status=0
+    log=$(image_log "$1")
     step "whole-image tests, $arch: waiting for the background job"
     wait "${image_job[$arch]}" || status=$?
     sed "s/^/[$arch] /" "$log"
@@ -83,13 +86,13 @@ linted cargo test --locked --workspace
 step "the gateway without default features (docs/FEATURES.md), compiled through clippy"
 linted cargo build --locked -p mcp-edge-gateway --no-default-features --bins
 # Without the tpm feature, a configuration that demands a TPM is refused, naming the feature.
-minimal=$(mktemp -d)
+minimal=$repo_root/.cache/no-default-features
+mkdir -p "$minimal"
 printf '[gateway]\nbind_address = "127.0.0.1:0"\n[security]\nuse_tpm = true\nattestation_required = true\n' \
     >"$minimal/mcp-edge.toml"
 if refusal=$(cd "$minimal" && timeout 60 "$repo_root/target/debug/mcp-gateway" serve --config mcp-edge.toml 2>&1); then
     die "the gateway without the tpm feature started with security.attestation_required = true"
 fi
-rm -rf "$minimal"
 grep -q "built without TPM support (the \`tpm\` feature)" <<<"$refusal" ||
     die "the gateway without the tpm feature did not name it when refusing to start: $refusal"
 
