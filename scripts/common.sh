@@ -88,15 +88,20 @@ workspace_version() {
     sed -n 's/^version = "\(.*\)"/\1/p' "$repo_root/Cargo.toml" | head -n 1
 }
 
+# The cargo features the reference images carry, named rather than left to the crate's
+# defaults (docs/FEATURES.md).
+image_features="tpm local-model"
+
 # build_gateway ARCH: the release binary of mcp-gateway for amd64 (native) or arm64 (cross,
-# Debian's rustc with rustup's cargo, in target/cross); prints its path.
+# Debian's rustc with rustup's cargo, in target/cross), with image_features; prints its path.
 build_gateway() {
     case "$1" in
         amd64)
             ensure_build_deps >&2
             # Without SOURCE_DATE_EPOCH: the cc-built C libraries (ring, SQLite, zstd) track it,
             # so every commit would rebuild the whole release binary.
-            env -u SOURCE_DATE_EPOCH -u E2FSPROGS_FAKE_TIME cargo build --release --locked --bin mcp-gateway >&2
+            env -u SOURCE_DATE_EPOCH -u E2FSPROGS_FAKE_TIME cargo build --release --locked --bin mcp-gateway \
+                --no-default-features --features "$image_features" >&2
             echo "$repo_root/target/release/mcp-gateway"
             ;;
         arm64)
@@ -106,7 +111,8 @@ build_gateway() {
                 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
                 CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
                 PKG_CONFIG_ALLOW_CROSS=1 PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
-                cargo build --release --locked --bin mcp-gateway --target aarch64-unknown-linux-gnu >&2
+                cargo build --release --locked --bin mcp-gateway --no-default-features --features "$image_features" \
+                    --target aarch64-unknown-linux-gnu >&2
             echo "$repo_root/target/cross/aarch64-unknown-linux-gnu/release/mcp-gateway"
             ;;
         *) die "unknown architecture '$1' (amd64 or arm64)" ;;

@@ -85,16 +85,24 @@ linted cargo test --locked --workspace
 
 step "the gateway without default features (docs/FEATURES.md), compiled through clippy"
 linted cargo build --locked -p mcp-edge-gateway --no-default-features --bins
-# Without the tpm feature, a configuration that demands a TPM is refused, naming the feature.
+# Without a feature, a configuration that needs it is refused, naming the feature.
 minimal=$repo_root/.cache/no-default-features
 mkdir -p "$minimal"
-printf '[gateway]\nbind_address = "127.0.0.1:0"\n[security]\nuse_tpm = true\nattestation_required = true\n' \
-    >"$minimal/mcp-edge.toml"
-if refusal=$(cd "$minimal" && timeout 60 "$repo_root/target/debug/mcp-gateway" serve --config mcp-edge.toml 2>&1); then
-    die "the gateway without the tpm feature started with security.attestation_required = true"
-fi
-grep -q "built without TPM support (the \`tpm\` feature)" <<<"$refusal" ||
-    die "the gateway without the tpm feature did not name it when refusing to start: $refusal"
+# expect_refusal TOML MESSAGE: the gateway without default features refuses to start with
+# TOML added to a loopback configuration, saying MESSAGE.
+expect_refusal() {
+    local refusal
+    printf '[gateway]\nbind_address = "127.0.0.1:0"\n%s\n' "$1" >"$minimal/mcp-edge.toml"
+    if refusal=$(cd "$minimal" && timeout 60 "$repo_root/target/debug/mcp-gateway" serve --config mcp-edge.toml 2>&1); then
+        die "the gateway without default features started with: $1"
+    fi
+    grep -qF "$2" <<<"$refusal" ||
+        die "the gateway without default features did not say \"$2\" when refusing to start: $refusal"
+}
+expect_refusal $'[security]\nuse_tpm = true\nattestation_required = true' \
+    'built without TPM support (the `tpm` feature)'
+expect_refusal $'[models]\nmodel_path = "model.gguf"' \
+    'built without the local model (the `local-model` feature)'
 
 step "Yocto layer and Buildroot tree: crate list, oelint-adv, kas dump, kconfiglib, .mk/.hash (offline)"
 "$PYTHON" -m pytest -v -p no:cacheprovider tests/layers

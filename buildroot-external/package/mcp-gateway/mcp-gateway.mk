@@ -16,15 +16,20 @@ MCP_GATEWAY_DEPENDENCIES = host-pkgconf
 
 # The cargo features are chosen here, not left to the crate's defaults (docs/FEATURES.md);
 # cargo install builds again, so it is given the same ones.
-MCP_GATEWAY_FEATURES = $(if $(BR2_PACKAGE_MCP_GATEWAY_TPM),tpm)
+MCP_GATEWAY_FEATURES =
 MCP_GATEWAY_CARGO_BUILD_OPTS = --no-default-features --features "$(MCP_GATEWAY_FEATURES)"
 MCP_GATEWAY_CARGO_INSTALL_OPTS = $(MCP_GATEWAY_CARGO_BUILD_OPTS)
 
 ifeq ($(BR2_PACKAGE_MCP_GATEWAY_TPM),y)
+MCP_GATEWAY_FEATURES += tpm
 MCP_GATEWAY_DEPENDENCIES += tpm2-tss
 # tss-esapi finds libtss2 through pkg-config, which the crate refuses to use for another
 # target unless told to.
 MCP_GATEWAY_CARGO_ENV = PKG_CONFIG_ALLOW_CROSS=1
+endif
+
+ifeq ($(BR2_PACKAGE_MCP_GATEWAY_LOCAL_MODEL),y)
+MCP_GATEWAY_FEATURES += local-model
 endif
 
 # The units, the configuration and the tools come from the release's systemd/ and

@@ -7,84 +7,20 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokenizers::Tokenizer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::model::{self, LoadError, LoadOptions, Loaded, ModelInfo, Weights, PREFILL_CHUNK};
-use super::sampling::{Sampler, SamplingParams};
+use super::load::{LoadError, LoadOptions, ModelInfo};
+use super::model::{self, Loaded, Weights, PREFILL_CHUNK};
+use super::request::{
+    ChatMessage, Event, FinishReason, GenerationOptions, Outcome, SamplingParams, SubmitError,
+};
+use super::sampling::Sampler;
 use super::stop::{Step, StopMatcher};
-use super::template::{ChatMessage, ChatTemplate};
+use super::template::ChatTemplate;
 use super::tokenizer::Detokenizer;
-
-/// What one generation should do.
-#[derive(Debug, Clone)]
-pub struct GenerationOptions {
-    /// Most tokens to generate; lowered to what the context has room for.
-    pub max_tokens: usize,
-    /// Generation ends before the first of these strings.
-    pub stop: Vec<String>,
-    pub sampling: SamplingParams,
-    /// Keep going past the model's end-of-answer token (benchmarks that need a fixed length).
-    pub ignore_eos: bool,
-}
-
-/// What a running generation reports, in order: text pieces, then exactly one `Done` or
-/// `Failed`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    Text(String),
-    Done(Outcome),
-    Failed(String),
-}
-
-/// Why generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinishReason {
-    /// The model ended its answer, or a stop sequence was reached.
-    Stop,
-    /// `max_tokens` (or the end of the context) was reached.
-    Length,
-    /// The caller cancelled or went away.
-    Cancelled,
-}
-
-/// Figures of one finished generation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Outcome {
-    pub finish: FinishReason,
-    pub prompt_tokens: usize,
-    /// Prompt tokens whose keys and values were still cached from the previous request.
-    pub cached_tokens: usize,
-    pub completion_tokens: usize,
-    /// Time spent waiting for the model to be free.
-    pub queue_ms: u64,
-    /// From the start of work on this request to its first generated token.
-    pub time_to_first_token_ms: u64,
-    pub decode_tokens_per_second: f64,
-}
-
-/// Why a request was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    /// Every queue slot is taken.
-    #[error("the local model is busy: {queued} requests are waiting (models.max_queued)")]
-    Busy { queued: usize },
-    /// The prompt does not leave room for an answer.
-    #[error(
-        "the prompt is {prompt_tokens} tokens; the local model's context holds {context_length}"
-    )]
-    PromptTooLong {
-        prompt_tokens: usize,
-        context_length: usize,
-    },
-    /// The model thread has stopped.
-    #[error("the local model has stopped")]
-    Stopped,
-}
 
 /// Tokens per second measured on this device, refined after every request.
 #[derive(Debug, Default)]

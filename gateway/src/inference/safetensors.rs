@@ -9,7 +9,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::llama::{Cache, Config, Llama, LlamaConfig, LlamaEosToks};
 
-use super::model::{LoadError, MemoryEstimate, PREFILL_CHUNK};
+use super::load::{LoadError, MemoryEstimate};
+use super::model::PREFILL_CHUNK;
 
 /// A loaded checkpoint and its KV cache.
 pub struct Checkpoint {

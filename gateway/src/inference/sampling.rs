@@ -4,32 +4,7 @@
 use candle_core::Tensor;
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 
-/// How to pick tokens. `temperature` 0 is greedy decoding (always the likeliest token).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SamplingParams {
-    pub temperature: f64,
-    /// Keep the smallest set of tokens whose probabilities add up to `top_p` (1.0 keeps all).
-    pub top_p: f64,
-    /// Keep the `top_k` likeliest tokens (0 keeps all).
-    pub top_k: usize,
-    /// Divides the logits of tokens already seen in the last `repeat_last_n` (1.0 is off).
-    pub repetition_penalty: f32,
-    pub repeat_last_n: usize,
-    pub seed: u64,
-}
-
-impl Default for SamplingParams {
-    fn default() -> Self {
-        Self {
-            temperature: 0.7,
-            top_p: 0.9,
-            top_k: 40,
-            repetition_penalty: 1.1,
-            repeat_last_n: 64,
-            seed: 42,
-        }
-    }
-}
+use super::request::SamplingParams;
 
 /// One generation's sampler.
 pub struct Sampler {

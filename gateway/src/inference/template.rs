@@ -2,24 +2,8 @@
 //! (`tokenizer.chat_template`), else ChatML.
 
 use minijinja::{context, Environment};
-use serde::{Deserialize, Serialize};
 
-/// One message of a conversation, as the chat APIs carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    /// `system`, `user`, `assistant` or `tool`.
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: &str, content: impl Into<String>) -> Self {
-        Self {
-            role: role.to_owned(),
-            content: content.into(),
-        }
-    }
-}
+use super::request::ChatMessage;
 
 /// How a model's conversations are written out.
 #[derive(Debug)]

@@ -379,7 +379,7 @@ impl Governor {
                 load_average: device::load_average(&self.root),
                 busy_percent: state.cpu_busy_percent,
             },
-            model_threads: candle_core::utils::get_num_threads(),
+            model_threads: crate::inference::threads(),
             background_interval_factor: self.pace.factor(),
         }
     }
