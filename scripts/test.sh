@@ -103,6 +103,14 @@ expect_refusal $'[security]\nuse_tpm = true\nattestation_required = true' \
     'built without TPM support (the `tpm` feature)'
 expect_refusal $'[models]\nmodel_path = "model.gguf"' \
     'built without the local model (the `local-model` feature)'
+expect_refusal $'[offline]\ncompression = "zstd"' \
+    'built without zstd (the `compression` feature)'
+# What is left is an MCP gateway: the official Python SDK's client over stdio.
+printf '[offline]\npersistence_path = "%s/queue.sqlite"\n' "$minimal" >"$minimal/stdio.toml"
+seen=$("$PYTHON" gateway/tests/python/sdk_client.py --stdio "$repo_root/target/debug/mcp-gateway" \
+    --config "$minimal/stdio.toml") || die "the MCP SDK client failed against the gateway without default features"
+"$PYTHON" -c 'import json, sys; seen = json.loads(sys.argv[1]); assert "device_info" in seen["tools"] and not seen["device_info_is_error"], seen' "$seen" ||
+    die "the gateway without default features did not answer the MCP SDK client as expected: $seen"
 
 step "Yocto layer and Buildroot tree: crate list, oelint-adv, kas dump, kconfiglib, .mk/.hash (offline)"
 "$PYTHON" -m pytest -v -p no:cacheprovider tests/layers

@@ -5,6 +5,7 @@
 //! [`daemon`] ties them to a process (signals, reload, exit codes).
 
 pub mod cloud;
+pub mod compression;
 pub mod config;
 pub mod daemon;
 pub mod device;

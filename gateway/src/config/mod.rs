@@ -212,7 +212,7 @@ impl Default for OfflineConfig {
             sync_strategy: SyncStrategyName::Batched,
             sync_batch_size: 16,
             keep_results_hours: 24,
-            compression: Compression::Zstd,
+            compression: Compression::BEST_BUILT,
         }
     }
 }
@@ -368,7 +368,7 @@ impl Default for TelemetryConfig {
         Self {
             enabled: true,
             export_interval_seconds: 60,
-            compression: Compression::Zstd,
+            compression: Compression::BEST_BUILT,
             endpoints: Vec::new(),
         }
     }
@@ -530,6 +530,15 @@ pub enum Compression {
     None,
     Zstd,
     Lz4,
+}
+
+impl Compression {
+    /// The default: zstd in a build with it (the `compression` feature), else lz4.
+    pub const BEST_BUILT: Self = if cfg!(feature = "compression") {
+        Self::Zstd
+    } else {
+        Self::Lz4
+    };
 }
 
 /// A credential: a string in the file (usually `${VAR}` from the environment), or

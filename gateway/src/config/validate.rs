@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Display;
 
-use super::{Config, Routing};
+use super::{Compression, Config, Routing};
 
 /// One broken rule: the dotted key it is about (`upstreams[1].url`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,13 @@ impl Problems {
                 key,
                 format!("\"{value}\" is not an http:// or https:// URL"),
             );
+        }
+    }
+
+    /// A codec this build has.
+    fn compression(&mut self, key: &str, value: Compression) {
+        if value == Compression::Zstd && Compression::BEST_BUILT != Compression::Zstd {
+            self.add(key, crate::compression::ZSTD_NOT_BUILT);
         }
     }
 }
@@ -138,6 +145,7 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
     if o.persistence_path.as_os_str().is_empty() {
         p.add("offline.persistence_path", "must not be empty");
     }
+    p.compression("offline.compression", o.compression);
 
     let s = &config.security;
     if s.attestation_required && !s.use_tpm {
@@ -275,6 +283,7 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
     for (i, endpoint) in t.endpoints.iter().enumerate() {
         p.url(&format!("telemetry.endpoints[{i}]"), endpoint);
     }
+    p.compression("telemetry.compression", t.compression);
 
     let w = &config.power;
     p.range("power.cpu_throttle_percent", w.cpu_throttle_percent, 1, 100);

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
+use crate::compression::{zstd_decode, zstd_encode};
 use crate::config::{Compression, Overflow};
 
 /// zstd level for payloads: fast, and most of the ratio on JSON.
@@ -523,9 +524,7 @@ fn compress(compression: Compression, raw: &[u8]) -> Result<(&'static str, Vec<u
     match compression {
         Compression::None => Ok(("none", raw.to_vec())),
         Compression::Lz4 => Ok(("lz4", lz4_flex::compress_prepend_size(raw))),
-        Compression::Zstd => zstd::encode_all(raw, ZSTD_LEVEL)
-            .map(|bytes| ("zstd", bytes))
-            .map_err(|e| format!("zstd: {e}")),
+        Compression::Zstd => zstd_encode(raw, ZSTD_LEVEL).map(|bytes| ("zstd", bytes)),
     }
 }
 
@@ -533,7 +532,7 @@ fn decompress(codec: &str, bytes: &[u8]) -> Result<Value, String> {
     let raw = match codec {
         "none" => Ok(bytes.to_vec()),
         "lz4" => lz4_flex::decompress_size_prepended(bytes).map_err(|e| e.to_string()),
-        "zstd" => zstd::decode_all(bytes).map_err(|e| e.to_string()),
+        "zstd" => zstd_decode(bytes),
         other => Err(format!("unknown codec {other:?}")),
     }
     .map_err(|e| format!("payload does not decompress: {e}"))?;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::Metrics;
+use crate::compression::{zstd_decode, zstd_encode};
 use crate::config::{Compression, TelemetryConfig};
 use crate::power::Pace;
 
@@ -52,7 +53,7 @@ pub struct Snapshot {
 /// Reads a batch from its body and `Content-Encoding` (`zstd`, `lz4` or `identity`).
 pub fn decode(content_encoding: &str, body: &[u8]) -> Result<Batch, String> {
     let raw = match content_encoding {
-        "zstd" => zstd::decode_all(body).map_err(|e| format!("zstd: {e}"))?,
+        "zstd" => zstd_decode(body)?,
         "lz4" => {
             let mut raw = Vec::new();
             lz4_flex::frame::FrameDecoder::new(body)
@@ -71,10 +72,7 @@ pub fn encode(batch: &Batch, compression: Compression) -> Result<(Vec<u8>, &'sta
     let raw = serde_json::to_vec(batch).map_err(|e| e.to_string())?;
     Ok(match compression {
         Compression::None => (raw, "identity"),
-        Compression::Zstd => (
-            zstd::encode_all(raw.as_slice(), 9).map_err(|e| e.to_string())?,
-            "zstd",
-        ),
+        Compression::Zstd => (zstd_encode(&raw, 9)?, "zstd"),
         Compression::Lz4 => {
             let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
             encoder.write_all(&raw).map_err(|e| e.to_string())?;

@@ -14,10 +14,12 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 # The cargo features are chosen here, one PACKAGECONFIG option per feature
 # (docs/FEATURES.md), not left to the crate's defaults. tpm: tss-esapi links the TPM Software
 # Stack (libtss2-esys, -mu, -tctildr) from meta-tpm. local-model: candle and tokenizers, pure
-# Rust crates from the crate list.
-PACKAGECONFIG ??= "tpm local-model"
+# Rust crates from the crate list. compression: zstd, whose C library zstd-sys builds from the
+# crate.
+PACKAGECONFIG ??= "tpm local-model compression"
 PACKAGECONFIG[tpm] = ",,tpm2-tss"
 PACKAGECONFIG[local-model] = ",,"
+PACKAGECONFIG[compression] = ",,"
 CARGO_BUILD_FLAGS:append = " --no-default-features --features '${PACKAGECONFIG}'"
 
 CVE_PRODUCT = "mcp-edge"
