@@ -100,11 +100,11 @@ expect_refusal() {
         die "the gateway without default features did not say \"$2\" when refusing to start: $refusal"
 }
 expect_refusal $'[security]\nuse_tpm = true\nattestation_required = true' \
-    'built without TPM support (the `tpm` feature)'
+    "built without TPM support (the \`tpm\` feature)"
 expect_refusal $'[models]\nmodel_path = "model.gguf"' \
-    'built without the local model (the `local-model` feature)'
+    "built without the local model (the \`local-model\` feature)"
 expect_refusal $'[offline]\ncompression = "zstd"' \
-    'built without zstd (the `compression` feature)'
+    "built without zstd (the \`compression\` feature)"
 # What is left is an MCP gateway: the official Python SDK's client over stdio.
 printf '[offline]\npersistence_path = "%s/queue.sqlite"\n' "$minimal" >"$minimal/stdio.toml"
 seen=$("$PYTHON" gateway/tests/python/sdk_client.py --stdio "$repo_root/target/debug/mcp-gateway" \
