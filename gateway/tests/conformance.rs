@@ -4,23 +4,12 @@
 //! gateway serves and forwards. A scored scenario the gateway could not pass would be listed,
 //! with its reason, in `tests/conformance/expected-failures-<revision>.yaml` (none is today).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common;
-use crate::common::{test_tools, Daemon, BIN};
-
-/// The fixture server, built beside the gateway (`scripts/test.sh` builds it first).
-fn fixture_upstream() -> PathBuf {
-    let path = Path::new(BIN).with_file_name("conformance-upstream");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p mcp-edge-conformance-upstream` (scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
+use crate::common::{conformance_upstream, test_tools, Daemon};
 
 /// The server scenarios the revision's frozen requirement set scores.
 fn required_scenarios(tools: &common::TestTools, suite: &Path, revision: &str) -> Vec<String> {
@@ -42,7 +31,7 @@ fn run_suite(revision: &str) {
     let tools = test_tools();
     let config = format!(
         "[[upstreams]]\nname = \"conformance\"\ncommand = \"{}\"\n",
-        fixture_upstream().display()
+        conformance_upstream().display()
     );
     let mut daemon = Daemon::start(&config);
     daemon.wait_for_log("upstream ready", Duration::from_secs(20));

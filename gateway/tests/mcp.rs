@@ -394,6 +394,70 @@ fn bad_input_gets_the_spec_answer_and_the_gateway_keeps_serving() {
     assert_eq!(daemon.get("/health").status, 200);
 }
 
+/// Every progress notification an upstream sends before its answer reaches the client before
+/// the gateway's answer, call after call, when the upstream answers at once. (CI once lost one of
+/// three: the relay subscribed after the upstream had started sending.)
+#[test]
+fn progress_from_an_upstream_reaches_the_client_before_the_answer() {
+    let mut daemon = Daemon::start(&format!(
+        "[[upstreams]]\nname = \"conformance\"\ncommand = \"{}\"\n",
+        common::conformance_upstream().display()
+    ));
+    daemon.wait_for_log("upstream ready", Duration::from_secs(20));
+    let (response, _) = post(&daemon, "", INITIALIZE);
+    let session = response.header("mcp-session-id").unwrap().to_owned();
+    let in_session = format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
+    post(
+        &daemon,
+        &in_session,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    // Eight clients at once, as a busy device would have them.
+    std::thread::scope(|scope| {
+        for client in 0..8 {
+            let (daemon, in_session) = (&daemon, &in_session);
+            scope.spawn(move || {
+                for id in (client * 100 + 2)..(client * 100 + 12) {
+                    progress_arrives_before_the_answer(daemon, in_session, id);
+                }
+            });
+        }
+    });
+}
+
+fn progress_arrives_before_the_answer(daemon: &Daemon, in_session: &str, id: u32) {
+    let call = json!({
+        "jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {
+            "name": "test_tool_with_progress",
+            "arguments": {"pause_ms": 0},
+            "_meta": {"progressToken": format!("call-{id}")},
+        },
+    });
+    let (response, _) = post(daemon, in_session, &call.to_string());
+    // The SSE events in order (each is one chunk, so no data line is split).
+    let messages: Vec<Value> = response
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect();
+    let answer = messages.iter().position(|m| m["id"] == id);
+    assert!(
+        answer.is_some_and(|at| messages[at]["result"].is_object()),
+        "call {id}: {messages:?}"
+    );
+    let progress: Vec<f64> = messages[..answer.unwrap_or_default()]
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| {
+            assert_eq!(m["params"]["progressToken"], format!("call-{id}"));
+            m["params"]["progress"].as_f64().unwrap_or(-1.0)
+        })
+        .collect();
+    assert_eq!(progress, [0.0, 50.0, 100.0], "call {id}: {messages:?}");
+}
+
 /// Records `tools/list_changed` notifications.
 #[derive(Clone, Default)]
 struct ListWatcher {

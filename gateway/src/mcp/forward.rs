@@ -11,6 +11,7 @@ use rmcp::model::{
 use rmcp::service::{Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer};
 use rmcp::ErrorData as McpError;
 
+use super::progress;
 use super::upstream::{speaks_2026, unreachable, Downstream, Upstream};
 use super::McpGateway;
 
@@ -103,25 +104,23 @@ impl McpGateway {
             .send_cancellable_request(request, options)
             .await
             .map_err(|e| upstream_error(&upstream.config.name, e))?;
-        let relay = cx.meta.get_progress_token().map(|downstream_token| {
-            let events = upstream.events.clone();
-            let upstream_token = handle.progress_token.clone();
-            let client = cx.peer.clone();
-            tokio::spawn(async move {
-                use futures::StreamExt;
-                let mut progress = events.progress.subscribe(upstream_token).await;
-                while let Some(mut notification) = progress.next().await {
-                    notification.progress_token = downstream_token.clone();
-                    let _ = client.notify_progress(notification).await;
-                }
-            })
-        });
+        // Subscribed before anything is awaited: the upstream's first notifications are kept.
+        let (route, progress) = upstream
+            .events
+            .progress
+            .subscribe(handle.progress_token.clone());
+        let relay = cx
+            .meta
+            .get_progress_token()
+            .map(|token| tokio::spawn(progress::relay(progress, cx.peer.clone(), token)));
         let timeout = self.call_timeout(upstream);
         let outcome = self
             .await_answer(upstream, &peer, handle, timeout, cx)
             .await;
+        // Every notification sent before the answer is queued: the client gets them first.
+        drop(route);
         if let Some(relay) = relay {
-            relay.abort();
+            let _ = relay.await;
         }
         outcome.map(mark_complete)
     }

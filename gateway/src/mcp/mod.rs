@@ -6,6 +6,7 @@
 //! - [`upstream`]: one federated server, its connection and its supervisor.
 //! - [`catalog`]: the merged names and the routes back to their owners.
 //! - `forward`: one request to its upstream (progress, cancellation, timeouts, input rounds).
+//! - `progress`: an upstream's progress notifications, routed to their call in wire order.
 //! - `notify`: what flows back outside requests (list changes, logs, resource updates).
 //! - [`transport`]: the Streamable HTTP service behind `/mcp`, and stdio.
 
@@ -21,6 +22,7 @@ mod forward;
 mod generate;
 mod notify;
 mod power_tools;
+mod progress;
 mod queue_tools;
 mod update_tool;
 

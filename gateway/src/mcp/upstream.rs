@@ -11,11 +11,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rmcp::handler::client::progress::ProgressDispatcher;
 use rmcp::model::{
     ClientConfig, ClientResult, CreateMessageRequestParams, CreateMessageResult,
-    ElicitRequestParams, ElicitResult, ListRootsResult, LoggingMessageNotificationParam,
-    ProgressNotificationParam, Request, ResourceUpdatedNotificationParam, ServerRequest,
+    ElicitRequestParams, ElicitResult, ListRootsResult, LoggingMessageNotificationParam, Request,
+    ResourceUpdatedNotificationParam, ServerRequest,
 };
 use rmcp::model::{LoggingLevel, ProtocolVersion};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
@@ -30,6 +29,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::catalog::Listing;
+use super::progress::{ProgressRoutes, ProgressTap};
 use crate::config::UpstreamConfig;
 
 /// First and longest pause between reconnection attempts.
@@ -83,7 +83,7 @@ struct State {
 /// Shared with the upstream's `ClientHandler`: where its notifications and requests go.
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamEvents {
-    pub progress: ProgressDispatcher,
+    pub progress: ProgressRoutes,
     /// Signalled when the upstream says a list changed: the supervisor refreshes the listing.
     pub list_changed: Arc<Notify>,
     /// The downstream client whose call to this upstream is in flight most recently: sampling,
@@ -287,6 +287,12 @@ impl Upstream {
         }
     }
 
+    /// A new connection's transport, its progress notifications routed as they are read.
+    fn tap<T>(&self, transport: T) -> ProgressTap<T> {
+        self.events.progress.reset();
+        ProgressTap::new(transport, self.events.progress.clone())
+    }
+
     async fn connect(&self) -> Result<RunningService<RoleClient, UpstreamClient>, String> {
         let handler = UpstreamClient {
             name: self.config.name.clone(),
@@ -313,7 +319,7 @@ impl Upstream {
                     });
                 }
                 handler
-                    .serve_with_lifecycle(transport, lifecycle())
+                    .serve_with_lifecycle(self.tap(transport), lifecycle())
                     .await
                     .map_err(|e| format!("MCP handshake failed: {e}"))?
             }
@@ -333,7 +339,7 @@ impl Upstream {
                 let config = config.custom_headers(headers);
                 let transport = StreamableHttpClientTransport::from_config(config);
                 handler
-                    .serve_with_lifecycle(transport, lifecycle())
+                    .serve_with_lifecycle(self.tap(transport), lifecycle())
                     .await
                     .map_err(|e| format!("MCP handshake with {url} failed: {e}"))?
             }
@@ -563,14 +569,6 @@ impl ClientHandler for UpstreamClient {
             ClientResult::ListRootsResult(result) => Ok(result),
             _ => Err(wrong_answer("roots/list")),
         }
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _cx: NotificationContext<RoleClient>,
-    ) {
-        self.events.progress.handle_notification(params).await;
     }
 
     async fn on_logging_message(

@@ -406,6 +406,18 @@ pub fn test_tools() -> TestTools {
 }
 
 /// The Raspberry Pi 4 fixture tree the device tools read in tests.
+/// The conformance fixture server (`tests/conformance-upstream`), built beside the gateway
+/// (`scripts/test.sh` builds it first).
+pub fn conformance_upstream() -> PathBuf {
+    let path = Path::new(BIN).with_file_name("conformance-upstream");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p mcp-edge-conformance-upstream` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
 pub fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysroot-rpi4")
 }

@@ -66,7 +66,7 @@ fn tools() -> Vec<Tool> {
         ),
         tool(
             "test_tool_with_progress",
-            "Reports progress three times",
+            "Reports progress three times, pause_ms apart (50 unless given)",
             empty_schema(),
         ),
         tool(
@@ -409,13 +409,18 @@ impl Fixture {
             }
             "test_tool_with_progress" | "test_streaming_elicitation" => {
                 let token = cx.meta.get_progress_token();
+                // The gateway's own test asks for no pause: the answer follows at once.
+                let pause = arguments
+                    .get("pause_ms")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(50);
                 if let Some(token) = &token {
                     for (step, progress) in [0.0, 50.0, 100.0].into_iter().enumerate() {
                         let notification = ProgressNotificationParam::new(token.clone(), progress)
                             .with_total(100.0)
                             .with_message(format!("Completed step {} of 3", step + 1));
                         let _ = cx.peer.notify_progress(notification).await;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
                     }
                 }
                 let token = token.map(|t| serde_json::to_value(t).unwrap_or_default());
