@@ -32,6 +32,10 @@ ensure_rust_components() {
 }
 
 # ensure_apt_packages PKG...: installs the Debian packages that are not installed yet.
+# A package manager another process holds (unattended-upgrades on a fresh machine) is waited
+# for, up to ten minutes, rather than failing the run.
+apt_wait=(-o DPkg::Lock::Timeout=600)
+
 ensure_apt_packages() {
     local missing=()
     for pkg in "$@"; do
@@ -41,8 +45,8 @@ ensure_apt_packages() {
     step "installing Debian packages: ${missing[*]}"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    $sudo apt-get "${apt_wait[@]}" update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 # ensure_build_deps: what compiling the gateway needs besides Rust: libtss2 (TPM 2.0, through
@@ -219,10 +223,10 @@ ensure_qemu() {
     command -v "$system" >/dev/null 2>&1 && [ -f "$firmware" ] && command -v swtpm >/dev/null 2>&1 && return 0
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
+    $sudo apt-get "${apt_wait[@]}" update -qq
     local version
     version=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ { print $2 }')
     step "installing QEMU $version ($system), its UEFI firmware and swtpm"
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends --allow-downgrades \
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends --allow-downgrades \
         "${packages[0]}=$version" "qemu-utils=$version" "${packages[1]}" swtpm swtpm-tools
 }
