@@ -80,11 +80,14 @@ step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EP
 # INITRD=No keeps the kernel's postinst from making one that initramfs-tools' trigger would
 # make again; the customize hook makes it if no trigger did. Its configuration
 # (qemu/initramfs-tools: which modules) is in place before initramfs-tools is installed.
+# /usr is merged by mmdebstrap's merged-usr hook (directory symlinks, as debootstrap makes
+# them), not by the usrmerge package, which would pull Perl into the image.
 # Left out: documentation, and kernel modules a headless gateway has no use for (sound, video
-# capture, InfiniBand, the large desktop GPU drivers).
+# capture, InfiniBand, the large desktop GPU drivers, network and cluster file systems and
+# their RPC layer, storage targets and caches, data-acquisition boards).
 # shellcheck disable=SC2016 # $1 is the hook's: mmdebstrap passes the tree's path
 INITRD=No mmdebstrap --variant=minbase --mode=root --format=directory --architectures="$arch" \
-    --components="$components" \
+    --components="$components" --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --essential-hook='mkdir -p "$1/etc/initramfs-tools"' \
     --essential-hook="sync-in \"$repo_root/qemu/initramfs-tools\" /etc/initramfs-tools" \
     --include=systemd,systemd-sysv,udev,dbus,systemd-boot-efi,$arch_packages,initramfs-tools,zstd,tpm2-tools,iproute2,ca-certificates,qemu-guest-agent,rauc,rauc-service,e2fsprogs,dosfstools \
@@ -97,6 +100,22 @@ INITRD=No mmdebstrap --variant=minbase --mode=root --format=directory --architec
     --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/amd/*' \
     --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*' \
     --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/radeon/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/xfs/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/btrfs/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/nfs/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/nfsd/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/cifs/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/ksmbd/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/ceph/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/ocfs2/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/gfs2/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/net/ceph/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/net/sunrpc/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/comedi/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/target/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/nvme/target/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/md/bcache/*' \
+    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/block/drbd/*' \
     --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$gateway\" \"$rauc_compatible\" \"$keyring\" \"$console\"" \
     bookworm "$rootfs"
 

@@ -55,8 +55,9 @@ chroot "$root" systemctl mask systemd-bless-boot.service >/dev/null
 # Each device generates its own machine-id on first boot (kept in the /etc overlay on /data).
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
-# Caches and logs that differ between builds.
-rm -rf "$root/var/cache/apt/"*.bin "$root/var/lib/apt/lists/"* "$root/var/log/"* "$root/tmp/"*
+# Caches and logs that differ between builds, and the packages mmdebstrap downloaded (installed,
+# so only dead weight).
+rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/cache/apt/"*.bin "$root/var/lib/apt/lists/"* "$root/var/log/"* "$root/tmp/"*
 # The journal persists (journald.conf.d/60-mcp-edge.conf), on /data through the /var overlay.
 chroot "$root" install -d -m 2755 -g systemd-journal /var/log/journal
 rm -f "$root/etc/ssh/ssh_host_"* "$root/var/cache/ldconfig/aux-cache"
