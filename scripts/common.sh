@@ -94,7 +94,7 @@ workspace_version() {
 
 # The cargo features the reference images carry, named rather than left to the crate's
 # defaults (docs/FEATURES.md).
-image_features="tpm local-model compression"
+image_features="tpm local-model compression tls"
 
 # build_gateway ARCH: the release binary of mcp-gateway for amd64 (native) or arm64 (cross,
 # Debian's rustc with rustup's cargo, in target/cross), with image_features; prints its path.

@@ -105,6 +105,10 @@ expect_refusal $'[models]\nmodel_path = "model.gguf"' \
     "built without the local model (the \`local-model\` feature)"
 expect_refusal $'[offline]\ncompression = "zstd"' \
     "built without zstd (the \`compression\` feature)"
+expect_refusal $'[security]\ntls_cert = "cert.pem"\ntls_key = "key.pem"' \
+    "built without TLS (the \`tls\` feature)"
+expect_refusal $'[models]\ncloud_endpoint = "https://models.example/v1"' \
+    "built without TLS (the \`tls\` feature)"
 # What is left is an MCP gateway: the official Python SDK's client over stdio.
 printf '[offline]\npersistence_path = "%s/queue.sqlite"\n' "$minimal" >"$minimal/stdio.toml"
 seen=$("$PYTHON" gateway/tests/python/sdk_client.py --stdio "$repo_root/target/debug/mcp-gateway" \

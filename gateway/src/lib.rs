@@ -21,6 +21,7 @@ pub mod sandbox;
 pub mod server;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls;
 pub mod tpm;
 pub mod update;
 

@@ -36,6 +36,10 @@ ifeq ($(BR2_PACKAGE_MCP_GATEWAY_COMPRESSION),y)
 MCP_GATEWAY_FEATURES += compression
 endif
 
+ifeq ($(BR2_PACKAGE_MCP_GATEWAY_TLS),y)
+MCP_GATEWAY_FEATURES += tls
+endif
+
 # The units, the configuration and the tools come from the release's systemd/ and
 # rootfs-overlay/: the one copy every image flavour installs.
 define MCP_GATEWAY_INSTALL_CONFIG

@@ -1,6 +1,7 @@
-//! The cloud side of hybrid execution: an OpenAI-compatible chat endpoint over rustls, with a
-//! timeout on every wait, retries with backoff for failures that are safe to repeat, and a
-//! circuit breaker so a dead link costs nothing once it is known to be dead.
+//! The cloud side of hybrid execution: an OpenAI-compatible chat endpoint over rustls (plain
+//! HTTP only in a build without TLS), with a timeout on every wait, retries with backoff for
+//! failures that are safe to repeat, and a circuit breaker so a dead link costs nothing once it
+//! is known to be dead.
 
 mod breaker;
 mod sse;
@@ -93,7 +94,7 @@ impl CloudClient {
         let Some(endpoint) = &config.cloud_endpoint else {
             return Ok(None);
         };
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_client_provider();
         let timeout = Duration::from_millis(config.cloud_timeout_ms);
         let http = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(10)))

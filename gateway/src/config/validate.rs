@@ -37,10 +37,21 @@ impl Problems {
         let ok = value.parse::<http::Uri>().ok().filter(|uri| {
             matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
         });
-        if ok.is_none() {
-            self.add(
+        match ok {
+            None => self.add(
                 key,
                 format!("\"{value}\" is not an http:// or https:// URL"),
+            ),
+            Some(uri) => self.tls_built_for(key, value, &uri),
+        }
+    }
+
+    /// An https:// URL the gateway connects to needs a build with TLS.
+    fn tls_built_for(&mut self, key: &str, value: &str, uri: &http::Uri) {
+        if uri.scheme_str() == Some("https") && !crate::tls::BUILT {
+            self.add(
+                key,
+                format!("\"{value}\" is https://, but {}", crate::tls::NOT_BUILT),
             );
         }
     }
@@ -204,6 +215,10 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
                 );
             }
         }
+        // The gateway fetches the key set; the other two are names it only compares.
+        if let Ok(uri) = oauth.jwks_uri.parse::<http::Uri>() {
+            p.tls_built_for("security.oauth.jwks_uri", &oauth.jwks_uri, &uri);
+        }
     } else if !oauth.jwks_uri.is_empty() || !oauth.resource.is_empty() {
         p.add(
             "security.oauth.authorization_server",
@@ -265,6 +280,9 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
         (Some(_), None) => p.add("security.tls_cert", "is set but security.tls_key is not"),
         (None, Some(_)) => p.add("security.tls_key", "is set but security.tls_cert is not"),
         _ => {}
+    }
+    if s.tls_cert.is_some() && !crate::tls::BUILT {
+        p.add("security.tls_cert", crate::tls::NOT_BUILT);
     }
     if s.tls_client_ca.is_some() && s.tls_cert.is_none() {
         p.add(

@@ -94,8 +94,8 @@ impl McpGateway {
         local: Option<crate::inference::LocalModel>,
     ) -> Self {
         // HTTP upstreams use rustls with the ring provider (it builds for x86_64 and aarch64
-        // without cmake). Installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // without cmake).
+        crate::tls::install_client_provider();
         let mut builtin = Listing {
             tools: builtin::tools(),
             prompts: builtin::prompts(),

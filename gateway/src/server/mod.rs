@@ -10,6 +10,7 @@ mod queue;
 mod reload;
 mod response;
 mod routes;
+#[cfg_attr(not(feature = "tls"), path = "tls_absent.rs")]
 mod tls;
 mod update;
 mod v1;
@@ -25,7 +26,6 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -145,13 +145,13 @@ struct Shared {
     started: Instant,
     shutdown: watch::Sender<bool>,
     /// TLS for new connections (`None`: plain HTTP); replaced when SIGHUP re-reads the files.
-    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
+    tls: RwLock<Option<Arc<tls::ServerConfig>>>,
 }
 
 impl Shared {
-    fn tls(&self) -> Option<TlsAcceptor> {
+    fn tls(&self) -> Option<tls::Acceptor> {
         let config = self.tls.read().unwrap_or_else(|p| p.into_inner()).clone();
-        config.map(TlsAcceptor::from)
+        config.map(tls::Acceptor::from)
     }
 
     fn live(&self) -> Arc<LiveSettings> {
@@ -194,8 +194,7 @@ impl Gateway {
         let state_dir = crate::config::default_state_dir();
         let attestation = Arc::new(Attestation::start(&config, &state_dir)?);
         crate::tpm::unseal_secrets(&mut config, attestation.tpm())?;
-        // Every HTTP client (cloud, upstreams, the OAuth key fetch) uses rustls with ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_client_provider();
         let live = LiveSettings::from_config(&config);
         let tls = tls::server_config(&config.security)?;
         let health = Arc::new(Health::default());

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::RootCertStore;
+pub use rustls::ServerConfig;
+pub use tokio_rustls::TlsAcceptor as Acceptor;
 
 use crate::config::SecurityConfig;
 

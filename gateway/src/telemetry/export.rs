@@ -102,7 +102,7 @@ pub async fn run(
     if config.endpoints.is_empty() {
         return;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::tls::install_client_provider();
     let client = match reqwest::Client::builder().timeout(SEND_TIMEOUT).build() {
         Ok(client) => client,
         Err(e) => {

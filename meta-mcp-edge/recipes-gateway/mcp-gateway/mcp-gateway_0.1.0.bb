@@ -15,11 +15,13 @@ LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 # (docs/FEATURES.md), not left to the crate's defaults. tpm: tss-esapi links the TPM Software
 # Stack (libtss2-esys, -mu, -tctildr) from meta-tpm. local-model: candle and tokenizers, pure
 # Rust crates from the crate list. compression: zstd, whose C library zstd-sys builds from the
-# crate.
-PACKAGECONFIG ??= "tpm local-model compression"
+# crate. tls: rustls with ring (its C and assembly built from the crate) for https:// on the
+# listener and to the cloud, upstreams, telemetry and the OAuth key set.
+PACKAGECONFIG ??= "tpm local-model compression tls"
 PACKAGECONFIG[tpm] = ",,tpm2-tss"
 PACKAGECONFIG[local-model] = ",,"
 PACKAGECONFIG[compression] = ",,"
+PACKAGECONFIG[tls] = ",,"
 CARGO_BUILD_FLAGS:append = " --no-default-features --features '${PACKAGECONFIG}'"
 
 CVE_PRODUCT = "mcp-edge"
