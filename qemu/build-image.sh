@@ -85,6 +85,16 @@ step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EP
 # Left out: documentation, and kernel modules a headless gateway has no use for (sound, video
 # capture, InfiniBand, the large desktop GPU drivers, network and cluster file systems and
 # their RPC layer, storage targets and caches, data-acquisition boards).
+unused_modules=(
+    sound drivers/media drivers/infiniband drivers/gpu/drm/amd drivers/gpu/drm/nouveau
+    drivers/gpu/drm/radeon fs/xfs fs/btrfs fs/nfs fs/nfsd fs/cifs fs/ksmbd fs/ceph fs/ocfs2
+    fs/gfs2 net/ceph net/sunrpc drivers/comedi drivers/target drivers/nvme/target
+    drivers/md/bcache drivers/block/drbd
+)
+module_excludes=()
+for path in "${unused_modules[@]}"; do
+    module_excludes+=(--dpkgopt="path-exclude=/lib/modules/*/kernel/$path/*")
+done
 # shellcheck disable=SC2016 # $1 is the hook's: mmdebstrap passes the tree's path
 INITRD=No mmdebstrap --variant=minbase --mode=root --format=directory --architectures="$arch" \
     --components="$components" --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
@@ -94,28 +104,7 @@ INITRD=No mmdebstrap --variant=minbase --mode=root --format=directory --architec
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/sound/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/media/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/infiniband/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/amd/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/nouveau/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/gpu/drm/radeon/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/xfs/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/btrfs/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/nfs/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/nfsd/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/cifs/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/ksmbd/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/ceph/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/ocfs2/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/fs/gfs2/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/net/ceph/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/net/sunrpc/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/comedi/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/target/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/nvme/target/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/md/bcache/*' \
-    --dpkgopt='path-exclude=/lib/modules/*/kernel/drivers/block/drbd/*' \
+    "${module_excludes[@]}" \
     --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$gateway\" \"$rauc_compatible\" \"$keyring\" \"$console\"" \
     bookworm "$rootfs"
 

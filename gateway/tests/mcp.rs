@@ -299,18 +299,24 @@ fn post(daemon: &Daemon, headers: &str, body: &str) -> (common::Response, Value)
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
-#[test]
-fn bad_input_gets_the_spec_answer_and_the_gateway_keeps_serving() {
-    let daemon = Daemon::start("[gateway]\nmax_body_bytes = 4096\n");
-    let (response, _) = post(&daemon, "", INITIALIZE);
+/// A 2025-11-25 session over raw HTTP: its id, and the headers every request in it carries.
+fn open_session(daemon: &Daemon) -> (String, String) {
+    let (response, _) = post(daemon, "", INITIALIZE);
     assert_eq!(response.status, 200);
     let session = response.header("mcp-session-id").unwrap().to_owned();
     let in_session = format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
     post(
-        &daemon,
+        daemon,
         &in_session,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
+    (session, in_session)
+}
+
+#[test]
+fn bad_input_gets_the_spec_answer_and_the_gateway_keeps_serving() {
+    let daemon = Daemon::start("[gateway]\nmax_body_bytes = 4096\n");
+    let (session, in_session) = open_session(&daemon);
 
     let (_, message) = post(
         &daemon,
@@ -404,14 +410,7 @@ fn progress_from_an_upstream_reaches_the_client_before_the_answer() {
         common::conformance_upstream().display()
     ));
     daemon.wait_for_log("upstream ready", Duration::from_secs(20));
-    let (response, _) = post(&daemon, "", INITIALIZE);
-    let session = response.header("mcp-session-id").unwrap().to_owned();
-    let in_session = format!("Mcp-Session-Id: {session}\r\nMCP-Protocol-Version: 2025-11-25\r\n");
-    post(
-        &daemon,
-        &in_session,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    );
+    let (_, in_session) = open_session(&daemon);
     // Eight clients at once, as a busy device would have them.
     std::thread::scope(|scope| {
         for client in 0..8 {
