@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 baseline=${1:-}
 out=$repo_root/.cache/footprint
 mkdir -p "$out"
+ensure_build_deps  # libtss2 and the C toolchain the full build links against
 
 # stripped_bytes SOURCE_TREE NAME CARGO_ARGUMENTS...: builds SOURCE_TREE's mcp-gateway into
 # $out/NAME and prints its size in bytes (the release profile strips it).
