@@ -55,6 +55,13 @@ ensure_build_deps() {
     ensure_apt_packages libtss2-dev pkg-config
 }
 
+# ensure_wasm_build: what building the portable core for wasm32-wasip1 needs
+# (scripts/build-wasm.sh): Debian's Rust with its standard library's source, WASI's C library
+# and start files, and lld.
+ensure_wasm_build() {
+    ensure_apt_packages rustc-web cargo-web rust-web-src wasi-libc lld-19
+}
+
 # ensure_arm64_build: what building for arm64 on an amd64 machine needs (docs/IMAGE.md): the
 # cross compiler and binutils, Debian's Rust with its arm64 standard library (rustup's
 # toolchain has no arm64 std, and rustup's servers are not reachable everywhere this runs),
@@ -124,8 +131,9 @@ build_gateway() {
 }
 
 # ensure_test_tools: the Python and Node tools the tests drive the gateway with, installed
-# under .cache/test-tools (a venv with the official MCP Python SDK and Node 24 from PyPI) and
-# gateway/tests/node/node_modules (the conformance suite, the reference everything server).
+# under .cache/test-tools (a venv with the official MCP Python SDK, the wasmtime WASI runtime
+# and Node 24 from PyPI) and gateway/tests/node/node_modules (the conformance suite, the
+# reference everything server).
 # Each part is reinstalled only when its pinned list changes. Writes .cache/test-tools/env,
 # which the tests read to find them.
 ensure_test_tools() {

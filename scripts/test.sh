@@ -2,9 +2,10 @@
 # Installs what the tests need, then runs every check CI runs: formatting, clippy, and the whole
 # test suite (unit tests plus integration tests that start the real gateway on loopback and drive
 # it with the official MCP Python SDK, the reference everything server and the conformance suite),
-# then the offline checks of the Yocto layer and the Buildroot tree (tests/layers) and the
-# whole-image tests (tests/image): the x86_64 reference image built twice, booted in QEMU and
-# updated; the arm64 image booted in QEMU and the Raspberry Pi card made from it.
+# then the portable core built for WASI and run under wasmtime (tests/wasm), the offline checks
+# of the Yocto layer and the Buildroot tree (tests/layers) and the whole-image tests
+# (tests/image): the x86_64 reference image built twice, booted in QEMU and updated; the arm64
+# image booted in QEMU and the Raspberry Pi card made from it.
 #
 # The whole-image tests are two jobs, one per architecture, started first and run in the
 # background beside the cargo build and tests: each builds its image (a release build of the
@@ -26,6 +27,7 @@ ensure_test_tools
 ensure_image_tools arm64  # and what the amd64 image needs
 ensure_qemu amd64
 ensure_qemu arm64
+ensure_wasm_build
 bash qemu/ota-keys.sh "$repo_root/.cache/ota-keys" >/dev/null
 # A fresh clone (CI) builds everything once: incremental compilation would only add work.
 [ -z "${CI:-}" ] || export CARGO_INCREMENTAL=0
@@ -115,6 +117,10 @@ seen=$("$PYTHON" gateway/tests/python/sdk_client.py --stdio "$repo_root/target/d
     --config "$minimal/stdio.toml") || die "the MCP SDK client failed against the gateway without default features"
 "$PYTHON" -c 'import json, sys; seen = json.loads(sys.argv[1]); assert "device_info" in seen["tools"] and not seen["device_info_is_error"], seen' "$seen" ||
     die "the gateway without default features did not answer the MCP SDK client as expected: $seen"
+
+step "the portable core for wasm32-wasip1 (docs/WASM.md): under wasmtime, driven by the MCP SDK client"
+core_wasm=$(bash scripts/build-wasm.sh)
+MCP_EDGE_CORE_WASM=$core_wasm "$PYTHON" -m pytest -v -p no:cacheprovider tests/wasm
 
 step "Yocto layer and Buildroot tree: crate list, oelint-adv, kas dump, kconfiglib, .mk/.hash (offline)"
 "$PYTHON" -m pytest -v -p no:cacheprovider tests/layers

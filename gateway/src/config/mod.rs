@@ -164,20 +164,8 @@ pub enum Requantize {
     None,
 }
 
-/// `models.routing`: the default policy between the local model and the cloud. A request may
-/// still ask for one backend (`"backend": "local"` or `"cloud"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Routing {
-    /// The local model when it can answer in time, else the cloud.
-    LocalFirst,
-    /// The cloud while it is reachable, else the local model.
-    CloudFirst,
-    /// Never the cloud.
-    LocalOnly,
-    /// Never the local model.
-    CloudOnly,
-}
+/// `models.routing`, from the portable core (the policy itself is there too).
+pub use mcp_edge_core::routing::Routing;
 
 /// `[offline]`: the durable request queue.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use mcp_edge_core::codec::Codec;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use serde::Serialize;
 use serde_json::Value;
@@ -522,18 +523,21 @@ fn database(path: &Path, e: impl std::fmt::Display) -> StoreError {
 /// The codec's name as stored beside the bytes, and the bytes.
 fn compress(compression: Compression, raw: &[u8]) -> Result<(&'static str, Vec<u8>), String> {
     match compression {
-        Compression::None => Ok(("none", raw.to_vec())),
-        Compression::Lz4 => Ok(("lz4", lz4_flex::compress_prepend_size(raw))),
+        Compression::None => Ok(portable(Codec::None, raw)),
+        Compression::Lz4 => Ok(portable(Codec::Lz4, raw)),
         Compression::Zstd => zstd_encode(raw, ZSTD_LEVEL).map(|bytes| ("zstd", bytes)),
     }
 }
 
+fn portable(codec: Codec, raw: &[u8]) -> (&'static str, Vec<u8>) {
+    (codec.name(), codec.encode(raw))
+}
+
 fn decompress(codec: &str, bytes: &[u8]) -> Result<Value, String> {
-    let raw = match codec {
-        "none" => Ok(bytes.to_vec()),
-        "lz4" => lz4_flex::decompress_size_prepended(bytes).map_err(|e| e.to_string()),
-        "zstd" => zstd_decode(bytes),
-        other => Err(format!("unknown codec {other:?}")),
+    let raw = match (Codec::from_name(codec), codec) {
+        (Some(portable), _) => portable.decode(bytes).map_err(|e| e.to_string()),
+        (None, "zstd") => zstd_decode(bytes),
+        (None, other) => Err(format!("unknown codec {other:?}")),
     }
     .map_err(|e| format!("payload does not decompress: {e}"))?;
     serde_json::from_slice(&raw).map_err(|e| format!("payload is not JSON: {e}"))

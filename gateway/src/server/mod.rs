@@ -41,7 +41,7 @@ use crate::inference::LocalModel;
 use crate::mcp::{self, builtin::DeviceContext, McpGateway};
 use crate::power::Governor;
 use crate::queue::OfflineQueue;
-use crate::router::{Completions, PolicyRouter, ToolHost};
+use crate::router::{policy_router, Completions, ToolHost};
 use crate::systemd;
 use crate::telemetry::Metrics;
 use crate::tpm::Attestation;
@@ -514,7 +514,7 @@ fn completions(
     Ok(Completions::new(
         local,
         cloud,
-        Box::new(PolicyRouter::from_config(m)),
+        Box::new(policy_router(m)),
         Some(tools),
         m.max_tokens,
         m.max_tool_rounds,
