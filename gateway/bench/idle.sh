@@ -3,7 +3,9 @@
 # stacks, written data; the rest is pages of the binary and libraries, clean and shared), CPU
 # time and wakeups (context switches of all its threads) over a quiet window, fresh and after a
 # burst of load, without and with the reference model loaded; the bare-hyper baseline is
-# measured alongside in the same run. Also the stripped binary size.
+# measured alongside in the same run, and so is the gateway built without default features
+# (`minimal`: no TPM stack, local model, zstd or TLS; its build is footprint.sh's). Also the
+# stripped binary sizes.
 #
 #   bash gateway/bench/idle.sh [SECONDS]
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,12 +16,17 @@ ticks_per_second=$(getconf CLK_TCK)
 ensure_apt_packages wrk
 ensure_reference_model
 build_release
+minimal_binary=$repo_root/.cache/footprint/minimal/release/mcp-gateway
+step "release build without default features ($minimal_binary)"
+CARGO_TARGET_DIR=$repo_root/.cache/footprint/minimal cargo build --release --locked \
+    -p mcp-edge-gateway --bin mcp-gateway --no-default-features >&2
 start gateway ./target/release/mcp-gateway serve --config "$(gateway_config)"
+start minimal "$minimal_binary" serve --config "$(gateway_config)"
 model_config="$bench_tmp/model.toml"
 printf '[gateway]\nbind_address = "127.0.0.1:0"\n[models]\nmodel_path = "%s"\n' "$reference_model" >"$model_config"
 start gateway_model ./target/release/mcp-gateway serve --config "$model_config"
 start baseline ./target/release/examples/baseline_server 127.0.0.1:0
-servers=(gateway gateway_model baseline)
+servers=(gateway minimal gateway_model baseline)
 # The model's warm-up (one short generation at start) ends before the first window.
 for _ in $(seq 100); do grep -q "local model warmed up" "$bench_tmp/gateway_model.log" && break; sleep 0.2; done
 
@@ -55,5 +62,5 @@ for name in "${servers[@]}"; do
 done
 measure "after a 3 s wrk burst"
 echo
-echo "stripped release binary: $(stat -c %s target/release/mcp-gateway) bytes ($(du -h target/release/mcp-gateway | cut -f1))"
+echo "stripped release binary: $(stat -c %s target/release/mcp-gateway) bytes, minimal: $(stat -c %s "$minimal_binary") bytes"
 echo "$(nproc) cores, $(date -u +%Y-%m-%d)"

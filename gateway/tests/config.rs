@@ -138,7 +138,7 @@ fn out_of_range_and_inconsistent_values_are_all_reported() {
 
 #[test]
 fn upstream_rules_point_at_the_upstream() {
-    let text = "[[upstreams]]\nname = \"a\"\ncommand = \"x\"\n\n[[upstreams]]\nname = \"a\"\nurl = \"ftp://x\"\n";
+    let text = "[[upstreams]]\nname = \"a\"\ncommand = \"x\"\n\n[[upstreams]]\nname = \"a\"\nurl = \"ftp://x\"\nping_interval_seconds = 100000\n";
     let message = problem(text);
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(
@@ -146,6 +146,7 @@ fn upstream_rules_point_at_the_upstream() {
         [
             "edge.toml:6:8: upstreams[1].name: \"a\" is used by another upstream",
             "edge.toml:7:7: upstreams[1].url: \"ftp://x\" is not an http:// or https:// URL",
+            "edge.toml:8:25: upstreams[1].ping_interval_seconds: 100000 is out of range; allowed 0 to 86400",
         ]
     );
 }

@@ -572,6 +572,138 @@ fn a_client_cancellation_reaches_the_upstream() {
     );
 }
 
+/// The front gateway's view of its upstream "back": the `mcp` line of `/health`,
+/// `mcp_edge_upstream_up` and `mcp_edge_upstream_disconnects_total`.
+fn back_seen_by(front: &Daemon) -> (String, Option<f64>, Option<f64>) {
+    let health = front.get("/health").json();
+    let metrics = front.get("/metrics").body;
+    (
+        health["subsystems"]["mcp"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        common::metric(&metrics, "mcp_edge_upstream_up{upstream=\"back\"}"),
+        common::metric(
+            &metrics,
+            "mcp_edge_upstream_disconnects_total{upstream=\"back\"}",
+        ),
+    )
+}
+
+/// Waits up to `seconds` for `front`'s view of "back" to satisfy `ok`.
+async fn await_back(
+    front: &Daemon,
+    seconds: u64,
+    ok: impl Fn(&(String, Option<f64>, Option<f64>)) -> bool,
+) -> (String, Option<f64>, Option<f64>) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let seen = back_seen_by(front);
+        if ok(&seen) {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "still {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A Streamable HTTP upstream (a second gateway, 2026-07-28) that hangs, then dies and is
+/// started again on the same port, federated by two fronts: `pinged` (a ping every second) and
+/// `unpinged` (pings off). Hung (SIGSTOP: its connections stay open and silent), only the pings
+/// notice. Killed, both notice without a call (for `unpinged`, its listen stream broke). Both
+/// show it in /health and /metrics, answer calls to it with an error that names it, reconnect
+/// when it is back, and their clients' sessions go on.
+#[test]
+fn a_dead_http_upstream_is_noticed_shown_and_reconnected() {
+    let port = common::free_port();
+    let back_toml = format!(
+        "[gateway]\nbind_address = \"127.0.0.1:{port}\"\n{}",
+        fixture_device_section()
+    );
+    let back = Daemon::start(&back_toml);
+    let front = |ping: u32| {
+        Daemon::start(&format!(
+            "[[upstreams]]\nname = \"back\"\nprefix = \"back\"\nurl = \"http://127.0.0.1:{port}/mcp\"\n\
+             ping_interval_seconds = {ping}\n"
+        ))
+    };
+    let (mut pinged, mut unpinged) = (front(1), front(0));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let up = |seen: &(String, Option<f64>, Option<f64>)| {
+            seen.0.contains("back ready") && seen.1 == Some(1.0)
+        };
+        let down = |seen: &(String, Option<f64>, Option<f64>)| {
+            seen.0.contains("back reconnecting") && seen.1 == Some(0.0)
+        };
+        for front in [&pinged, &unpinged] {
+            let seen = await_back(front, 20, up).await;
+            assert_eq!(seen.2, Some(0.0), "{seen:?}");
+        }
+        let clients = [connect(&pinged).await, connect(&unpinged).await];
+        async fn call(
+            client: &RunningService<RoleClient, ()>,
+        ) -> Result<rmcp::model::CallToolResult, rmcp::ServiceError> {
+            client
+                .call_tool(CallToolRequestParams::new("back_device_info"))
+                .await
+        }
+        for client in &clients {
+            let info = call(client).await.unwrap();
+            assert_eq!(info.structured_content.unwrap()["hostname"], "edge-pi-07");
+        }
+
+        back.signal(nix::sys::signal::Signal::SIGSTOP);
+        let seen = await_back(&pinged, 20, down).await;
+        assert_eq!(seen.2, Some(1.0), "{seen:?}");
+        assert!(
+            up(&back_seen_by(&unpinged)),
+            "{:?}",
+            back_seen_by(&unpinged)
+        );
+        back.signal(nix::sys::signal::Signal::SIGCONT);
+        await_back(&pinged, 40, up).await;
+
+        drop(back);
+        for (front, lost) in [(&pinged, 2.0), (&unpinged, 1.0)] {
+            let seen = await_back(front, 15, down).await;
+            assert_eq!(seen.2, Some(lost), "{seen:?}");
+        }
+        for client in &clients {
+            let error = call(client).await.unwrap_err().to_string();
+            assert!(
+                error.contains("upstream \"back\" is unavailable and being reconnected"),
+                "unclear error: {error}"
+            );
+        }
+
+        let _back = Daemon::start(&back_toml);
+        for (front, client) in [&pinged, &unpinged].into_iter().zip(&clients) {
+            await_back(front, 40, up).await;
+            // The same client session calls it again.
+            let info = call(client).await.unwrap();
+            assert_eq!(info.structured_content.unwrap()["hostname"], "edge-pi-07");
+            assert!(
+                client
+                    .list_all_tools()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|t| t.name == "device_info"),
+                "the session survived"
+            );
+        }
+        for client in clients {
+            client.cancel().await.unwrap();
+        }
+    });
+    pinged.wait_for_log(
+        "upstream did not answer a ping within 5 s",
+        Duration::from_secs(1),
+    );
+    unpinged.wait_for_log("upstream did not answer a ping", Duration::from_secs(1));
+}
+
 #[test]
 fn federates_a_streamable_http_upstream() {
     // A second gateway serves as the HTTP upstream; the front one federates it by URL.

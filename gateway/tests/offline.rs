@@ -691,15 +691,6 @@ async fn call_tool(
     result.structured_content.unwrap()
 }
 
-/// A free loopback port, for a server that must come back on the same address.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A second gateway is the remote (Streamable HTTP) upstream. While it is down, a call to one
 /// of its tools is queued and the caller gets the entry's id; when it is back, the queue's
 /// sync delivers the call and keeps the upstream's answer.
@@ -708,7 +699,7 @@ fn a_call_to_an_unreachable_deferrable_upstream_is_queued_and_delivered_later() 
     use rmcp::transport::StreamableHttpClientTransport;
     use rmcp::ServiceExt;
 
-    let port = free_port();
+    let port = common::free_port();
     let back_toml = format!(
         "[gateway]\nbind_address = \"127.0.0.1:{port}\"\n{}",
         common::fixture_device_section()

@@ -474,7 +474,7 @@ impl Default for UpdateConfig {
 
 /// `[[upstreams]]`: one MCP server to federate, spawned over stdio (`command`) or reached over
 /// Streamable HTTP (`url`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
     #[serde(deserialize_with = "string")]
@@ -506,9 +506,34 @@ pub struct UpstreamConfig {
     pub deny_tools: Vec<String>,
     /// Per-call timeout; 0 takes `gateway.request_timeout_ms`.
     pub timeout_ms: u64,
+    /// Seconds between liveness pings while the upstream is connected; 0: none, and a dead
+    /// upstream is noticed only when a call to it cannot be sent or its stream breaks.
+    pub ping_interval_seconds: u32,
     /// A tool call this (url) upstream cannot be reached for is stored in the offline queue
     /// and delivered when it comes back, instead of failing.
     pub deferrable: bool,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            prefix: None,
+            command: None,
+            args: Vec::new(),
+            env: Default::default(),
+            url: None,
+            headers: Default::default(),
+            bearer_token: None,
+            tls_client_cert: None,
+            tls_client_key: None,
+            allow_tools: Vec::new(),
+            deny_tools: Vec::new(),
+            timeout_ms: 0,
+            ping_interval_seconds: 30,
+            deferrable: false,
+        }
+    }
 }
 
 /// Compression of queued payloads and telemetry batches.

@@ -401,6 +401,12 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             }
         }
         p.range(&key("timeout_ms"), u.timeout_ms, 0, 3_600_000);
+        p.range(
+            &key("ping_interval_seconds"),
+            u.ping_interval_seconds,
+            0,
+            86_400,
+        );
     }
 
     if p.0.is_empty() {

@@ -137,7 +137,10 @@ impl McpGateway {
             Ok(_) => Outcome::Failed("the upstream answered with an unexpected result type".into()),
             // The upstream's own verdict on the call: sending it again would not change it.
             Err(rmcp::ServiceError::McpError(e)) => Outcome::Failed(e.message.into_owned()),
-            Err(e) => Outcome::Retry(format!("upstream \"{target}\": {e}")),
+            Err(e) => {
+                upstream.suspect();
+                Outcome::Retry(format!("upstream \"{target}\": {e}"))
+            }
         }
     }
 }

@@ -103,7 +103,7 @@ impl McpGateway {
         let handle = peer
             .send_cancellable_request(request, options)
             .await
-            .map_err(|e| upstream_error(&upstream.config.name, e))?;
+            .map_err(|e| upstream_error(upstream, e))?;
         // Subscribed before anything is awaited: the upstream's first notifications are kept.
         let (route, progress) = upstream
             .events
@@ -136,7 +136,7 @@ impl McpGateway {
         let upstream_id = handle.id.clone();
         tokio::select! {
                     answer = tokio::time::timeout(timeout, handle.await_response()) => match answer {
-                        Ok(result) => result.map_err(|e| upstream_error(&upstream.config.name, e)),
+                        Ok(result) => result.map_err(|e| upstream_error(upstream, e)),
                         Err(_) => {
                             cancel(peer, upstream_id, "timed out at the gateway").await;
                             Err(McpError::internal_error(
@@ -255,13 +255,17 @@ async fn cancel(peer: &Peer<RoleClient>, id: rmcp::model::RequestId, reason: &st
         .await;
 }
 
-fn upstream_error(name: &str, error: rmcp::ServiceError) -> McpError {
+/// The client's error for a failed request; one that never reached the upstream also has the
+/// supervisor check the connection.
+fn upstream_error(upstream: &Upstream, error: rmcp::ServiceError) -> McpError {
+    let name = &upstream.config.name;
     match error {
         // The upstream's own JSON-RPC error goes to the client unchanged.
         rmcp::ServiceError::McpError(error) => error,
         e @ (rmcp::ServiceError::TransportSend(_) | rmcp::ServiceError::TransportClosed)
             if e.auth_challenge().is_none() =>
         {
+            upstream.suspect();
             unreachable(format!("upstream \"{name}\" cannot be reached: {e}"))
         }
         other => McpError::internal_error(format!("upstream \"{name}\" failed: {other}"), None),

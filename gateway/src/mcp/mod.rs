@@ -119,7 +119,10 @@ impl McpGateway {
             builtin.tools.push(generate::tool(model));
             builtin.prompts.push(generate::prompt(model));
         }
-        let upstreams: Vec<Arc<Upstream>> = upstreams.iter().cloned().map(Upstream::new).collect();
+        let upstreams: Vec<Arc<Upstream>> = upstreams
+            .iter()
+            .map(|config| Upstream::new(config.clone(), Arc::clone(&device.metrics)))
+            .collect();
         let gateway = Self {
             inner: Arc::new(Inner {
                 device,

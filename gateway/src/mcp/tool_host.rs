@@ -69,7 +69,12 @@ impl McpGateway {
         // Dropping the call on timeout cancels it upstream.
         match tokio::time::timeout(timeout, peer.call_tool(params)).await {
             Ok(Ok(result)) => outcome(result),
-            Ok(Err(e)) => failed(format!("upstream \"{}\" failed: {e}", upstream.config.name)),
+            Ok(Err(e)) => {
+                if !matches!(e, rmcp::ServiceError::McpError(_)) {
+                    upstream.suspect();
+                }
+                failed(format!("upstream \"{}\" failed: {e}", upstream.config.name))
+            }
             Err(_) => failed(format!(
                 "upstream \"{}\" did not answer within {} ms",
                 upstream.config.name,

@@ -2,7 +2,10 @@
 //! kept alive by a supervisor that reconnects with backoff, and its last known listing.
 //!
 //! While an upstream is down its entries stay in the catalog, so a client's view does not
-//! flicker; calls to it fail at once with an error that says it is reconnecting.
+//! flicker; calls to it fail at once with an error that says it is reconnecting. A Streamable
+//! HTTP upstream that dies closes nothing the gateway holds, so the supervisor pings each
+//! connected upstream (`ping_interval_seconds`), and at once when a call to it could not be
+//! sent or its listen stream broke; one that does not answer is reconnected like a closed one.
 
 // Sampling, roots and logging are the 2025-11-25 way; see mcp/mod.rs.
 #![allow(deprecated)]
@@ -12,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rmcp::model::{
-    ClientConfig, ClientResult, CreateMessageRequestParams, CreateMessageResult,
+    ClientConfig, ClientRequest, ClientResult, CreateMessageRequestParams, CreateMessageResult,
     ElicitRequestParams, ElicitResult, ListRootsResult, LoggingMessageNotificationParam, Request,
     ResourceUpdatedNotificationParam, ServerRequest,
 };
@@ -31,10 +34,13 @@ use tracing::{info, warn};
 use super::catalog::Listing;
 use super::progress::{ProgressRoutes, ProgressTap};
 use crate::config::UpstreamConfig;
+use crate::telemetry::Metrics;
 
 /// First and longest pause between reconnection attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long a liveness ping may take before the upstream counts as gone.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connection state as `/health` and errors report it.
 #[derive(Debug, Clone)]
@@ -71,6 +77,7 @@ pub struct Upstream {
     state: RwLock<State>,
     /// What this upstream sends back to the gateway (progress, logs, list changes).
     pub events: UpstreamEvents,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
@@ -86,6 +93,9 @@ pub struct UpstreamEvents {
     pub progress: ProgressRoutes,
     /// Signalled when the upstream says a list changed: the supervisor refreshes the listing.
     pub list_changed: Arc<Notify>,
+    /// Signalled when a request could not be sent to the upstream or its listen stream broke:
+    /// the supervisor pings it at once.
+    pub suspect: Arc<Notify>,
     /// The downstream client whose call to this upstream is in flight most recently: sampling,
     /// elicitation and roots requests from the upstream are relayed to it.
     pub downstream: Arc<Mutex<Option<Downstream>>>,
@@ -114,7 +124,8 @@ pub enum Relayed {
 }
 
 impl Upstream {
-    pub fn new(config: UpstreamConfig) -> Arc<Self> {
+    pub fn new(config: UpstreamConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+        metrics.upstream_up(&config.name, false);
         Arc::new(Self {
             config,
             state: RwLock::new(State {
@@ -126,7 +137,14 @@ impl Upstream {
                 listing: Listing::default(),
             }),
             events: UpstreamEvents::default(),
+            metrics,
         })
+    }
+
+    /// Tells the supervisor that a request to this upstream failed in transit: it checks the
+    /// connection now rather than at the next ping.
+    pub fn suspect(&self) {
+        self.events.suspect.notify_one();
     }
 
     /// Whether the live connection speaks 2026-07-28 (no sessions, no server-to-client requests).
@@ -238,6 +256,7 @@ impl Upstream {
                 state.peer = Some(peer.clone());
                 state.status = Status::Ready;
             }
+            self.metrics.upstream_up(&self.config.name, true);
             info!(upstream = %self.config.name, "upstream ready");
             attempt = 0;
             changed.notify_one();
@@ -251,40 +270,77 @@ impl Upstream {
                 ))
             });
             let mut waiting = tokio::spawn(running.waiting());
-            loop {
-                tokio::select! {
-                    _ = &mut waiting => break,
+            let mut probe = self.probe();
+            let lost = loop {
+                let check = tokio::select! {
+                    _ = &mut waiting => break Lost::Closed,
                     _ = self.events.list_changed.notified() => {
                         if let Err(e) = self.refresh(&peer).await {
                             warn!(upstream = %self.config.name, error = %e, "refreshing the upstream's lists failed");
                         }
                         changed.notify_one();
+                        false
                     }
+                    _ = self.events.suspect.notified() => true,
+                    _ = next_probe(&mut probe) => true,
                     _ = shutdown.cancelled() => {
                         closed.cancel();
                         let _ = waiting.await;
                         return;
                     }
+                };
+                if check {
+                    if let Err(e) = ping(&peer).await {
+                        break Lost::Unanswered(e);
+                    }
                 }
-            }
+            };
             if let Some(listener) = listener {
                 listener.abort();
             }
-            warn!(upstream = %self.config.name, "upstream connection closed; reconnecting");
+            let reason = match lost {
+                Lost::Closed => "connection closed".to_owned(),
+                Lost::Unanswered(reason) => {
+                    // Closing may try to tell the upstream (an HTTP session's DELETE): not for
+                    // longer than a ping.
+                    closed.cancel();
+                    if tokio::time::timeout(PING_TIMEOUT, &mut waiting)
+                        .await
+                        .is_err()
+                    {
+                        waiting.abort();
+                    }
+                    reason
+                }
+            };
+            warn!(upstream = %self.config.name, "upstream {reason}; reconnecting");
             {
                 let mut state = self.write();
                 state.peer = None;
                 state.status = Status::Connecting {
                     attempt: 1,
-                    last_error: Some("connection closed".into()),
+                    last_error: Some(reason),
                 };
             }
+            self.metrics.upstream_up(&self.config.name, false);
+            self.metrics.upstream_lost(&self.config.name);
             changed.notify_one();
             tokio::select! {
                 _ = tokio::time::sleep(BACKOFF_MIN) => {}
                 _ = shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// The liveness pings' timer, first firing one interval from now; `None` when pings are
+    /// off.
+    fn probe(&self) -> Option<tokio::time::Interval> {
+        let period = Duration::from_secs(self.config.ping_interval_seconds.into());
+        (!period.is_zero()).then(|| {
+            let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            probe
+        })
     }
 
     /// A new connection's transport, its progress notifications routed as they are read.
@@ -386,6 +442,35 @@ impl Upstream {
     }
 }
 
+/// Why a live connection was given up.
+enum Lost {
+    Closed,
+    Unanswered(String),
+}
+
+async fn next_probe(probe: &mut Option<tokio::time::Interval>) {
+    match probe {
+        Some(probe) => {
+            probe.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A liveness ping: `Err` says why the upstream counts as gone. An upstream that answers with
+/// a JSON-RPC error is there.
+async fn ping(peer: &Peer<RoleClient>) -> Result<(), String> {
+    let ping = peer.send_request(ClientRequest::PingRequest(Default::default()));
+    match tokio::time::timeout(PING_TIMEOUT, ping).await {
+        Ok(Ok(_)) | Ok(Err(rmcp::ServiceError::McpError(_))) => Ok(()),
+        Ok(Err(e)) => Err(format!("did not answer a ping: {e}")),
+        Err(_) => Err(format!(
+            "did not answer a ping within {} s",
+            PING_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// Whether a connection negotiated 2026-07-28 (no `initialize` in its revision).
 pub fn speaks_2026(peer: &Peer<RoleClient>) -> bool {
     peer.peer_info()
@@ -431,7 +516,10 @@ async fn listen(peer: Peer<RoleClient>, events: UpstreamEvents, name: String) {
                         }
                     }
                     Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
+                    Ok(None) | Err(_) => {
+                        events.suspect.notify_one();
+                        break;
+                    }
                 },
                 _ = events.rewatch.notified() => break,
             }

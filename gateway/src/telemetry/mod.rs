@@ -77,6 +77,18 @@ struct DeviceLabels {
     name: String,
 }
 
+/// An upstream's configured name: the operator decides how many there are, not a client.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    upstream: String,
+}
+
+fn upstream_labels(name: &str) -> UpstreamLabels {
+    UpstreamLabels {
+        upstream: name.to_owned(),
+    }
+}
+
 /// The power governor's gauges.
 #[derive(Debug, Default)]
 struct PowerMetrics {
@@ -154,6 +166,8 @@ pub struct Metrics {
     queue_failed: Counter,
     queue_sync_rounds: Family<ResultLabels, Counter>,
     queue_depth: Gauge,
+    upstream_up: Family<UpstreamLabels, Gauge>,
+    upstream_disconnects: Family<UpstreamLabels, Counter>,
     power: PowerMetrics,
 }
 
@@ -254,6 +268,18 @@ impl Metrics {
             "Entries waiting in the offline queue",
             queue_depth.clone(),
         );
+        let upstream_up = Family::<UpstreamLabels, Gauge>::default();
+        registry.register(
+            "upstream_up",
+            "1 while the upstream is connected and answering, else 0",
+            upstream_up.clone(),
+        );
+        let upstream_disconnects = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "upstream_disconnects",
+            "Connections to an upstream given up: closed, or a liveness ping unanswered",
+            upstream_disconnects.clone(),
+        );
         let power = PowerMetrics::default();
         power.register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
@@ -280,8 +306,28 @@ impl Metrics {
             queue_failed,
             queue_sync_rounds,
             queue_depth,
+            upstream_up,
+            upstream_disconnects,
             power,
         }
+    }
+
+    /// Whether upstream `name` is connected and answering.
+    pub fn upstream_up(&self, name: &str, up: bool) {
+        self.upstream_up
+            .get_or_create(&upstream_labels(name))
+            .set(i64::from(up));
+        // Listed at 0 from the start, so that a rate over it has a first sample.
+        let _ = self
+            .upstream_disconnects
+            .get_or_create(&upstream_labels(name));
+    }
+
+    /// Counts a connection to upstream `name` given up.
+    pub fn upstream_lost(&self, name: &str) {
+        self.upstream_disconnects
+            .get_or_create(&upstream_labels(name))
+            .inc();
     }
 
     /// Counts a switch of the power profile to `profile`.

@@ -350,6 +350,15 @@ pub fn read_response(stream: &mut TcpStream) -> Response {
     }
 }
 
+/// A free loopback port, for a server that must come back on the same address.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Value of a metric sample line that starts with `prefix` (name plus labels), if present.
 pub fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
