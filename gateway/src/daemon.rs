@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
-use crate::config::{Config, ConfigError, Invalid};
+use crate::config::{Config, ConfigError};
 use crate::{logging, systemd, Gateway, GatewayHandle};
 
 /// Exit status for a configuration that cannot be used (sysexits' `EX_CONFIG`); the service
@@ -21,23 +21,8 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const INACTIVE_FEATURES: &[(&str, &str)] =
     &[("GPU offload of the local model", "power.gpu_enabled")];
 
-/// Settings this build cannot honour and must not ignore, because ignoring them would weaken
-/// security: client certificates towards upstreams.
-pub fn unsupported(config: &Config) -> Vec<Invalid> {
-    let mut problems = Vec::new();
-    for (i, upstream) in config.upstreams.iter().enumerate() {
-        if upstream.tls_client_cert.is_some() {
-            problems.push(Invalid {
-                key: format!("upstreams[{i}].tls_client_cert"),
-                message: "client certificates towards upstreams are not available in this build"
-                    .into(),
-            });
-        }
-    }
-    problems
-}
-
-/// Loads `path`, or the embedded defaults without one, and refuses what this build cannot honour.
+/// Loads `path`, or the embedded defaults without one (validation refuses what this build
+/// cannot honour).
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     let (text, origin) = match path {
         Some(path) => {
@@ -49,11 +34,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         }
         None => (String::new(), "embedded defaults".to_owned()),
     };
-    let config = Config::from_toml(&text, &origin)?;
-    match unsupported(&config) {
-        problems if problems.is_empty() => Ok(config),
-        problems => Err(ConfigError::located(&origin, &text, problems)),
-    }
+    Config::from_toml(&text, &origin)
 }
 
 /// `mcp-gateway check-config FILE`.

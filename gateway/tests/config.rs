@@ -194,11 +194,18 @@ fn the_application_pcr_is_one_the_operating_system_may_extend() {
 }
 
 #[test]
-fn settings_this_build_cannot_honour_are_refused_not_ignored() {
-    let text = "[[upstreams]]\nname = \"fleet\"\nurl = \"https://fleet.example.net/mcp\"\ntls_client_cert = \"/etc/mcp/c.pem\"\ntls_client_key = \"/etc/mcp/k.pem\"\n";
-    let (code, _, stderr) = check_config(text, &[]);
+fn a_client_certificate_towards_an_upstream_needs_https() {
+    let upstream = |url: &str| {
+        format!("[[upstreams]]\nname = \"fleet\"\nurl = \"{url}\"\ntls_client_cert = \"/etc/mcp/c.pem\"\ntls_client_key = \"/etc/mcp/k.pem\"\n")
+    };
+    let (code, _, stderr) = check_config(&upstream("https://fleet.example.net/mcp"), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = check_config(&upstream("http://fleet.example.net/mcp"), &[]);
     assert_eq!(code, Some(78));
-    assert!(stderr.contains("FILE:4:19: upstreams[0].tls_client_cert: client certificates towards upstreams are not available"), "{stderr}");
+    assert!(
+        stderr.contains("FILE:4:19: upstreams[0].tls_client_cert: a client certificate is only sent over TLS: the url must be https://"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -256,3 +256,75 @@ fn an_unusable_tls_file_stops_start_up_with_its_key_and_path() {
     assert!(stderr.contains("security.tls_cert"), "{stderr}");
     assert!(stderr.contains("cert.pem"), "{stderr}");
 }
+
+/// Polls `front`'s `/health` until its `mcp` line contains `wanted`, for up to 20 s.
+fn await_health(front: &Daemon, wanted: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let detail = front.get("/health").json()["subsystems"]["mcp"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if detail.contains(wanted) {
+            return detail;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never \"{wanted}\": {detail}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// An upstream behind mutual TLS (a second gateway with `tls_client_ca`). A front with
+/// `tls_client_cert`/`tls_client_key` issued by that CA federates it; a front whose certificate
+/// another CA issued is refused by the upstream and keeps reconnecting. The fronts trust the
+/// test CA through SSL_CERT_FILE, which the system trust store honours.
+#[test]
+fn an_upstream_behind_mutual_tls_takes_the_configured_client_certificate() {
+    let ca = Ca::new("mcp-edge fleet CA");
+    let stranger_ca = Ca::new("someone else's CA");
+    let dir = tempfile::tempdir().unwrap();
+    let back = Daemon::start(&format!(
+        "{}{}",
+        server_files(dir.path(), &ca, Some(&ca)),
+        crate::common::fixture_device_section()
+    ));
+    std::fs::write(dir.path().join("trust.pem"), ca.cert.pem()).unwrap();
+    let front = |name: &str, issuer: &Ca| {
+        let (cert, key) = issuer.issue(&[name], ExtendedKeyUsagePurpose::ClientAuth, false);
+        let (cert_path, key_path) = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        Daemon::start_with(
+            &format!(
+                "[[upstreams]]\nname = \"back\"\nprefix = \"back\"\n\
+                 url = \"https://localhost:{}/mcp\"\ntls_client_cert = \"{}\"\ntls_client_key = \"{}\"\n",
+                back.addr.port(),
+                cert_path.display(),
+                key_path.display()
+            ),
+            |command| {
+                command.env("SSL_CERT_FILE", dir.path().join("trust.pem"));
+            },
+        )
+    };
+    let fleet = front("fleet-device", &ca);
+    let mut stranger = front("stranger-device", &stranger_ca);
+
+    // The MCP handshake and the listing went over mutual TLS: the upstream's tools joined.
+    let joined = await_health(&fleet, "back ready");
+    stranger.wait_for_log("upstream connection failed", Duration::from_secs(20));
+    let alone = await_health(&stranger, "back reconnecting");
+    let tools = |detail: &str| -> usize {
+        detail
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(tools(&joined) > tools(&alone), "{joined} / {alone}");
+}

@@ -395,6 +395,20 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
                 "tls_client_cert and tls_client_key go together",
             );
         }
+        if u.tls_client_cert.is_some() {
+            if !crate::tls::BUILT {
+                p.add(key("tls_client_cert"), crate::tls::NOT_BUILT);
+            } else if u
+                .url
+                .as_deref()
+                .is_some_and(|url| !url.starts_with("https://"))
+            {
+                p.add(
+                    key("tls_client_cert"),
+                    "a client certificate is only sent over TLS: the url must be https://",
+                );
+            }
+        }
         if let Some(prefix) = &u.prefix {
             if prefix.is_empty() || prefix.contains(char::is_whitespace) {
                 p.add(key("prefix"), "must be non-empty and contain no spaces");

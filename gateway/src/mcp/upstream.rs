@@ -393,7 +393,13 @@ impl Upstream {
                     headers.insert(name, value);
                 }
                 let config = config.custom_headers(headers);
-                let transport = StreamableHttpClientTransport::from_config(config);
+                let transport = match (&self.config.tls_client_cert, &self.config.tls_client_key) {
+                    (Some(cert), Some(key)) => StreamableHttpClientTransport::with_client(
+                        client_with_certificate(cert, key)?,
+                        config,
+                    ),
+                    _ => StreamableHttpClientTransport::from_config(config),
+                };
                 handler
                     .serve_with_lifecycle(self.tap(transport), lifecycle())
                     .await
@@ -440,6 +446,44 @@ impl Upstream {
         self.write().listing = listing;
         Ok(())
     }
+}
+
+/// The HTTP client of a url upstream that wants a client certificate (mutual TLS). The files are
+/// read at every connection, so a renewed certificate and key are used from the next one.
+/// Redirects are not followed (the default client follows same-origin 307/308 ones).
+#[cfg(feature = "tls")]
+fn client_with_certificate(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<reqwest::Client, String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let mut pem = read(cert)?;
+    pem.push(b'\n');
+    pem.extend(read(key)?);
+    let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+        format!(
+            "{} and {} are not a PEM certificate and its private key: {e}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    reqwest::Client::builder()
+        .identity(identity)
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client with the client certificate: {e}"))
+}
+
+/// A build without TLS refuses `tls_client_cert` in the configuration; this is not reached.
+#[cfg(not(feature = "tls"))]
+fn client_with_certificate(
+    _cert: &std::path::Path,
+    _key: &std::path::Path,
+) -> Result<reqwest::Client, String> {
+    Err(crate::tls::NOT_BUILT.to_owned())
 }
 
 /// Why a live connection was given up.
