@@ -135,6 +135,7 @@ fn mcp_call(
         .to_string();
     let name = params["name"]
         .as_str()
+        .or(params["uri"].as_str())
         .map_or(String::new(), |n| format!("Mcp-Name: {n}\r\n"));
     let raw = format!(
         "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
@@ -216,4 +217,73 @@ fn a_client_limited_to_some_tools_sees_and_calls_only_those() {
         request(&daemon, "GET", "/v1/models", Some("reader-token")).status,
         403
     );
+}
+
+#[test]
+fn a_client_limited_to_some_prompts_and_resources_sees_and_uses_only_those() {
+    let daemon = Daemon::start(&format!(
+        "{}{}[[security.clients]]\nname = \"display\"\ntoken_sha256 = \"{}\"\n\
+         scopes = [\"mcp\"]\nprompts = [\"none_*\"]\nresources = [\"device://*\"]\n",
+        common::fixture_device_section(),
+        clients("ops-token", "app-token"),
+        hash_token("display-token")
+    ));
+    let listed = |token: &str, method: &str, field: &str, key: &str| -> Vec<String> {
+        let answer = mcp_call(&daemon, token, method, serde_json::json!({}));
+        answer["result"][field]
+            .as_array()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .iter()
+            .map(|entry| entry[key].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let resources = |token| listed(token, "resources/list", "resources", "uri");
+    let prompts = |token| listed(token, "prompts/list", "prompts", "name");
+
+    let seen = resources("display-token");
+    assert!(
+        !seen.is_empty() && seen.iter().all(|uri| uri.starts_with("device://")),
+        "{seen:?}"
+    );
+    assert!(resources("ops-token").contains(&"gateway://config".to_owned()));
+    assert!(prompts("display-token").is_empty());
+    assert!(prompts("ops-token").contains(&"diagnose_device".to_owned()));
+
+    let read = |token: &str, uri: &str| {
+        mcp_call(
+            &daemon,
+            token,
+            "resources/read",
+            serde_json::json!({ "uri": uri }),
+        )
+    };
+    let info = read("display-token", "device://info");
+    assert!(
+        info["result"]["contents"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("edge-pi-07"),
+        "{info}"
+    );
+    // Outside its list: answered as for a resource or prompt that does not exist.
+    let config = read("display-token", "gateway://config");
+    assert_eq!(config["error"]["code"], -32602, "{config}");
+    assert!(read("ops-token", "gateway://config")["result"].is_object());
+    let prompt = mcp_call(
+        &daemon,
+        "display-token",
+        "prompts/get",
+        serde_json::json!({ "name": "diagnose_device", "arguments": { "symptom": "hot" } }),
+    );
+    assert_eq!(prompt["error"]["code"], -32602, "{prompt}");
+    let completion = mcp_call(
+        &daemon,
+        "display-token",
+        "completion/complete",
+        serde_json::json!({
+            "ref": { "type": "ref/prompt", "name": "diagnose_device" },
+            "argument": { "name": "symptom", "value": "ov" }
+        }),
+    );
+    assert_eq!(completion["error"]["code"], -32602, "{completion}");
 }

@@ -302,6 +302,13 @@ pub struct ClientConfig {
     /// trailing `*` matches a prefix (`fleet_*`). Empty: all of them.
     #[serde(deserialize_with = "string_vec")]
     pub tools: Vec<String>,
+    /// MCP prompts (by name) this client sees, gets and completes; as `tools`.
+    #[serde(deserialize_with = "string_vec")]
+    pub prompts: Vec<String>,
+    /// MCP resources (by URI, `device://*`) and resource templates (by URI template) this
+    /// client sees, reads, subscribes to and completes; as `tools`.
+    #[serde(deserialize_with = "string_vec")]
+    pub resources: Vec<String>,
 }
 
 /// The scopes a client can be given.

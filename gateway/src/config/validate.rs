@@ -266,14 +266,20 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             0,
             1_000_000,
         );
-        if c.tools
-            .iter()
-            .any(|t| t.is_empty() || t[..t.len() - 1].contains('*'))
-        {
-            p.add(
-                key("tools"),
-                "tool names must not be empty; `*` may only end a name",
-            );
+        for (list, patterns) in [
+            ("tools", &c.tools),
+            ("prompts", &c.prompts),
+            ("resources", &c.resources),
+        ] {
+            if patterns
+                .iter()
+                .any(|t| t.is_empty() || t[..t.len() - 1].contains('*'))
+            {
+                p.add(
+                    key(list),
+                    "entries must not be empty; `*` may only end an entry",
+                );
+            }
         }
     }
     match (&s.tls_cert, &s.tls_key) {

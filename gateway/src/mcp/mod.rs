@@ -324,12 +324,11 @@ fn page<T: Clone>(
     Ok((items[start..end].to_vec(), next))
 }
 
-/// The MCP tools an authenticated HTTP client may see and call (`[[security.clients]] tools`),
-/// put on the request by the HTTP layer. Absent: every tool.
+/// Names or URIs a client may see and use; a trailing `*` matches a prefix (`fleet_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowedTools(pub Vec<String>);
+pub struct Patterns(pub Vec<String>);
 
-impl AllowedTools {
+impl Patterns {
     pub fn permits(&self, name: &str) -> bool {
         self.0
             .iter()
@@ -340,13 +339,59 @@ impl AllowedTools {
     }
 }
 
-/// The client's tool list, from the HTTP request this MCP request came in (rmcp keeps its
-/// parts in the context's extensions).
-fn allowed_tools(cx: &RequestContext<RoleServer>) -> Option<&AllowedTools> {
+/// What an authenticated HTTP client may see and use over MCP (`[[security.clients]]` `tools`,
+/// `prompts` and `resources`), put on the request by the HTTP layer. A kind without patterns,
+/// or a request without narrowing: all of that kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Narrowing {
+    pub tools: Option<Patterns>,
+    /// Prompts by name.
+    pub prompts: Option<Patterns>,
+    /// Resources by URI and resource templates by URI template.
+    pub resources: Option<Patterns>,
+}
+
+impl Narrowing {
+    /// A client's configured lists (empty: not narrowed); `None` when none narrows anything.
+    pub fn from_lists(tools: &[String], prompts: &[String], resources: &[String]) -> Option<Self> {
+        let patterns = |list: &[String]| (!list.is_empty()).then(|| Patterns(list.to_vec()));
+        let narrowing = Self {
+            tools: patterns(tools),
+            prompts: patterns(prompts),
+            resources: patterns(resources),
+        };
+        (narrowing != Self::default()).then_some(narrowing)
+    }
+}
+
+/// Which of a client's lists applies to a kind of entry.
+type Kind = fn(&Narrowing) -> Option<&Patterns>;
+const TOOLS: Kind = |n| n.tools.as_ref();
+const PROMPTS: Kind = |n| n.prompts.as_ref();
+const RESOURCES: Kind = |n| n.resources.as_ref();
+
+/// Whether the request's client may see and use the entry `name` of `kind`. The narrowing
+/// comes from the HTTP request this MCP request came in (rmcp keeps its parts in the context).
+fn permitted(cx: &RequestContext<RoleServer>, kind: Kind, name: &str) -> bool {
     cx.extensions
-        .get::<http::request::Parts>()?
-        .extensions
-        .get::<AllowedTools>()
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Narrowing>())
+        .and_then(kind)
+        .is_none_or(|patterns| patterns.permits(name))
+}
+
+/// The entries of `items` the request's client may see.
+fn visible<T: Clone>(
+    items: &[T],
+    cx: &RequestContext<RoleServer>,
+    kind: Kind,
+    name: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    items
+        .iter()
+        .filter(|item| permitted(cx, kind, name(item)))
+        .cloned()
+        .collect()
 }
 
 fn not_found(kind: &str, name: &str) -> McpError {
@@ -383,19 +428,8 @@ impl ServerHandler for McpGateway {
         request: Option<PaginatedRequestParams>,
         cx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let catalog = self.catalog();
-        match allowed_tools(&cx) {
-            None => paginated!(ListToolsResult, &catalog.tools, request),
-            Some(allowed) => {
-                let visible: Vec<_> = catalog
-                    .tools
-                    .iter()
-                    .filter(|t| allowed.permits(&t.name))
-                    .cloned()
-                    .collect();
-                paginated!(ListToolsResult, &visible, request)
-            }
-        }
+        let tools = visible(&self.catalog().tools, &cx, TOOLS, |t| &t.name);
+        paginated!(ListToolsResult, &tools, request)
     }
 
     async fn call_tool(
@@ -407,7 +441,7 @@ impl ServerHandler for McpGateway {
         // A tool outside the client's list is answered as if it did not exist.
         let route = catalog
             .tool(&request.name)
-            .filter(|_| allowed_tools(&cx).is_none_or(|a| a.permits(&request.name)))
+            .filter(|_| permitted(&cx, TOOLS, &request.name))
             .ok_or_else(|| not_found("tool", &request.name))?;
         let Some(upstream) = self.upstream(route.owner) else {
             let arguments = request.arguments.as_ref();
@@ -447,9 +481,10 @@ impl ServerHandler for McpGateway {
     async fn list_prompts(
         &self,
         request: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        paginated!(ListPromptsResult, &self.catalog().prompts, request)
+        let prompts = visible(&self.catalog().prompts, &cx, PROMPTS, |p| &p.name);
+        paginated!(ListPromptsResult, &prompts, request)
     }
 
     async fn get_prompt(
@@ -460,6 +495,7 @@ impl ServerHandler for McpGateway {
         let catalog = self.catalog();
         let route = catalog
             .prompt(&request.name)
+            .filter(|_| permitted(&cx, PROMPTS, &request.name))
             .ok_or_else(|| not_found("prompt", &request.name))?;
         let Some(upstream) = self.upstream(route.owner) else {
             let arguments = request.arguments.as_ref();
@@ -489,21 +525,21 @@ impl ServerHandler for McpGateway {
     async fn list_resources(
         &self,
         request: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        paginated!(ListResourcesResult, &self.catalog().resources, request)
+        let resources = visible(&self.catalog().resources, &cx, RESOURCES, |r| &r.uri);
+        paginated!(ListResourcesResult, &resources, request)
     }
 
     async fn list_resource_templates(
         &self,
         request: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        paginated!(
-            ListResourceTemplatesResult,
-            &self.catalog().templates,
-            request
-        )
+        let templates = visible(&self.catalog().templates, &cx, RESOURCES, |t| {
+            &t.uri_template
+        });
+        paginated!(ListResourceTemplatesResult, &templates, request)
     }
 
     async fn read_resource(
@@ -520,6 +556,7 @@ impl ServerHandler for McpGateway {
         let owner = self
             .catalog()
             .resource_owner(&request.uri)
+            .filter(|_| permitted(&cx, RESOURCES, &request.uri))
             .ok_or_else(resource_not_found)?;
         let Some(upstream) = self.upstream(owner) else {
             let contents = match (&self.inner.device.power, request.uri.as_str()) {
@@ -554,6 +591,7 @@ impl ServerHandler for McpGateway {
             Reference::Prompt(prompt) => {
                 let route = catalog
                     .prompt(&prompt.name)
+                    .filter(|_| permitted(&cx, PROMPTS, &prompt.name))
                     .ok_or_else(|| not_found("prompt", &prompt.name))?;
                 if route.owner == Owner::Builtin {
                     let info = builtin::complete_prompt_argument(
@@ -568,7 +606,10 @@ impl ServerHandler for McpGateway {
                 params.r#ref = Reference::for_prompt(route.original.clone());
                 (route.owner, params)
             }
-            Reference::Resource(template) => match catalog.template_owner(&template.uri) {
+            Reference::Resource(template) => match catalog
+                .template_owner(&template.uri)
+                .filter(|_| permitted(&cx, RESOURCES, &template.uri))
+            {
                 Some(owner) => (owner, request.clone()),
                 // A template nobody owns has nothing to complete.
                 None => return Ok(CompleteResult::new(CompletionInfo::default())),

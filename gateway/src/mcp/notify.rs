@@ -154,12 +154,16 @@ impl McpGateway {
         request: ClientRequest,
         cx: &RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let owner = self.catalog().resource_owner(uri).ok_or_else(|| {
-            McpError::invalid_params(
-                format!("Resource {uri} not found"),
-                Some(serde_json::json!({ "uri": uri })),
-            )
-        })?;
+        let owner = self
+            .catalog()
+            .resource_owner(uri)
+            .filter(|_| super::permitted(cx, super::RESOURCES, uri))
+            .ok_or_else(|| {
+                McpError::invalid_params(
+                    format!("Resource {uri} not found"),
+                    Some(serde_json::json!({ "uri": uri })),
+                )
+            })?;
         let Some(upstream) = self.upstream(owner) else {
             return Err(McpError::invalid_params(
                 format!("{uri} is a built-in resource: it changes continuously and is read on demand, not subscribed to"),

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::oauth::OAuth;
 use super::response::ApiError;
 use crate::config::{ClientConfig, OAuthConfig};
-use crate::mcp::AllowedTools;
+use crate::mcp::Narrowing;
 
 /// What a route needs, as `[[security.clients]] scopes` names it; `None`: open to all.
 pub(super) type Scope = Option<&'static str>;
@@ -37,14 +37,15 @@ struct Client {
     digest: [u8; 32],
     scopes: Vec<String>,
     per_minute: u32,
-    tools: Vec<String>,
+    narrowing: Option<Narrowing>,
 }
 
-/// An identified client: its name, and the MCP tools it is limited to (if it is).
+/// An identified client: its name, and the MCP tools, prompts and resources it is limited to
+/// (if it is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Admitted {
     pub name: String,
-    pub tools: Option<AllowedTools>,
+    pub narrowing: Option<Narrowing>,
 }
 
 /// A token bucket: up to a minute's worth of requests, refilled continuously.
@@ -71,7 +72,7 @@ impl Clients {
                 digest: decode_hex(&c.token_sha256),
                 scopes: c.scopes.clone(),
                 per_minute: c.requests_per_minute,
-                tools: c.tools.clone(),
+                narrowing: Narrowing::from_lists(&c.tools, &c.prompts, &c.resources),
             })
             .collect();
         Self {
@@ -174,7 +175,10 @@ impl Clients {
         }
         // OAuth clients are bounded by their authorization server, not by a configured rate.
         let Some(client) = configured else {
-            return Ok(Some(Admitted { name, tools: None }));
+            return Ok(Some(Admitted {
+                name,
+                narrowing: None,
+            }));
         };
         if let Some(wait) = self.take(client) {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
@@ -192,7 +196,7 @@ impl Clients {
         }
         Ok(Some(Admitted {
             name: client.name.clone(),
-            tools: (!client.tools.is_empty()).then(|| AllowedTools(client.tools.clone())),
+            narrowing: client.narrowing.clone(),
         }))
     }
 
@@ -248,7 +252,7 @@ mod tests {
                 token_sha256: hash_token("s3cret"),
                 scopes: vec!["completions".into()],
                 requests_per_minute: per_minute,
-                tools: Vec::new(),
+                ..ClientConfig::default()
             }],
             &OAuthConfig::default(),
         )

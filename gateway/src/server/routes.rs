@@ -135,8 +135,8 @@ async fn respond(
         .await
     {
         Ok(Some(admitted)) => {
-            if let Some(tools) = admitted.tools {
-                request.extensions_mut().insert(tools);
+            if let Some(narrowing) = admitted.narrowing {
+                request.extensions_mut().insert(narrowing);
             }
         }
         Ok(None) => {}
