@@ -119,7 +119,7 @@ fn strangers_are_refused_and_clients_reach_only_their_scopes() {
 }
 
 /// A stateless (2026-07-28) MCP request with a bearer token; the JSON-RPC message answered.
-fn mcp_call(
+pub(crate) fn mcp_call(
     daemon: &Daemon,
     token: &str,
     method: &str,

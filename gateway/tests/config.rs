@@ -175,6 +175,21 @@ fn client_tokens_are_digests_and_scopes_are_known() {
 }
 
 #[test]
+fn an_oauth_client_entry_takes_its_scopes_from_the_tokens() {
+    let text = "[[security.clients]]\nname = \"display\"\noauth_client = \"line-display\"\ntoken_sha256 = \"x\"\nscopes = [\"mcp\"]\n";
+    let message = problem(text);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "edge.toml:3:16: security.clients[0].oauth_client: set either token_sha256 (a static token) or oauth_client, not both",
+            "edge.toml:5:10: security.clients[0].scopes: an OAuth client's scopes come from its access tokens: leave scopes out",
+            "edge.toml:3:16: security.clients[0].oauth_client: needs security.oauth.authorization_server",
+        ]
+    );
+}
+
+#[test]
 fn syntax_errors_have_a_position() {
     let message = problem("[gateway]\nmax_connections = = 3\n");
     assert!(message.starts_with("edge.toml:2:19: "), "{message}");

@@ -266,3 +266,54 @@ fn the_metadata_is_not_served_without_an_authorization_server() {
         .header("www-authenticate")
         .is_none());
 }
+
+/// An entry in `[[security.clients]]` with `oauth_client` narrows and rate-limits the OAuth
+/// client its tokens name, as it would a static client; another OAuth client is not affected.
+#[test]
+fn an_oauth_client_gets_the_narrowing_and_rate_of_its_entry() {
+    let jwks = JwksServer::start();
+    let key = SigningKey::generate("key-1");
+    jwks.publish(&[&key]);
+    let port = common::free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let daemon = Daemon::start(&format!(
+        "[gateway]\nbind_address = \"127.0.0.1:{port}\"\n{}\
+         [security.oauth]\nauthorization_server = \"{ISSUER}\"\njwks_uri = \"{}\"\nresource = \"{resource}\"\n\
+         [[security.clients]]\nname = \"display\"\noauth_client = \"line-display\"\n\
+         requests_per_minute = 2\ntools = [\"device_info\"]\n",
+        common::fixture_device_section(),
+        jwks.url
+    ));
+    let token = |client: &str| {
+        key.token(&json!({
+            "iss": ISSUER, "aud": resource, "exp": now() + 300, "iat": now(),
+            "client_id": client, "scope": "completions mcp",
+        }))
+    };
+    let tools = |token: &str| -> Vec<String> {
+        let answer = crate::auth::mcp_call(&daemon, token, "tools/list", json!({}));
+        answer["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let display = token("line-display");
+    assert_eq!(tools(&display), ["device_info"]);
+    assert_eq!(get_with(&daemon, "/v1/models", &display).status, 200);
+    let over = get_with(&daemon, "/v1/models", &display);
+    assert_eq!(over.status, 429, "{}", over.body);
+    assert!(
+        over.body.contains("display") && over.body.contains("over its 2 requests per minute"),
+        "{}",
+        over.body
+    );
+
+    let other = token("fleet-manager");
+    assert!(tools(&other).len() > 1, "not narrowed");
+    for _ in 0..3 {
+        assert_eq!(get_with(&daemon, "/v1/models", &other).status, 200);
+    }
+}

@@ -293,6 +293,11 @@ pub struct ClientConfig {
     /// token itself is not stored.
     #[serde(deserialize_with = "string")]
     pub token_sha256: String,
+    /// Instead of `token_sha256`: the OAuth client this entry narrows and rate-limits, as its
+    /// access tokens name it (`client_id`, else `azp`, else `sub`). Its scopes come from its
+    /// tokens.
+    #[serde(deserialize_with = "string")]
+    pub oauth_client: String,
     /// What the client may use: `completions`, `mcp`, `queue`, `admin`, `metrics`, or `*`.
     #[serde(deserialize_with = "string_vec")]
     pub scopes: Vec<String>,

@@ -241,7 +241,28 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
                 format!("\"{}\" is used by another client", c.name),
             );
         }
-        if c.token_sha256.len() != 64 || !c.token_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !c.oauth_client.is_empty() {
+            if !c.token_sha256.is_empty() {
+                p.add(
+                    key("oauth_client"),
+                    "set either token_sha256 (a static token) or oauth_client, not both",
+                );
+            }
+            if !c.scopes.is_empty() {
+                p.add(
+                    key("scopes"),
+                    "an OAuth client's scopes come from its access tokens: leave scopes out",
+                );
+            }
+            if s.oauth.authorization_server.is_empty() {
+                p.add(
+                    key("oauth_client"),
+                    "needs security.oauth.authorization_server",
+                );
+            }
+        } else if c.token_sha256.len() != 64
+            || !c.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             p.add(
                 key("token_sha256"),
                 "must be 64 hex digits: the SHA-256 of the token (mcp-gateway hash-token)",

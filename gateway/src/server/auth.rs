@@ -34,7 +34,10 @@ pub(super) struct Clients {
 #[derive(Debug)]
 struct Client {
     name: String,
-    digest: [u8; 32],
+    /// The digest of its static token; `None` for an entry that applies to an OAuth client.
+    digest: Option<[u8; 32]>,
+    /// The OAuth client (`client_id`, `azp` or `sub` of its tokens) this entry applies to.
+    oauth_client: Option<String>,
     scopes: Vec<String>,
     per_minute: u32,
     narrowing: Option<Narrowing>,
@@ -69,7 +72,8 @@ impl Clients {
             .iter()
             .map(|c| Client {
                 name: c.name.clone(),
-                digest: decode_hex(&c.token_sha256),
+                digest: (!c.token_sha256.is_empty()).then(|| decode_hex(&c.token_sha256)),
+                oauth_client: (!c.oauth_client.is_empty()).then(|| c.oauth_client.clone()),
                 scopes: c.scopes.clone(),
                 per_minute: c.requests_per_minute,
                 narrowing: Narrowing::from_lists(&c.tools, &c.prompts, &c.resources),
@@ -134,7 +138,7 @@ impl Clients {
         let configured = self
             .clients
             .iter()
-            .find(|c| constant_time_eq(&c.digest, &digest));
+            .find(|c| c.digest.is_some_and(|d| constant_time_eq(&d, &digest)));
         let (name, scopes) = match (configured, &self.oauth) {
             (Some(client), _) => (client.name.clone(), client.scopes.clone()),
             (None, Some(oauth)) => match oauth.validate(token).await {
@@ -173,8 +177,13 @@ impl Clients {
                 challenge("insufficient_scope"),
             ));
         }
-        // OAuth clients are bounded by their authorization server, not by a configured rate.
-        let Some(client) = configured else {
+        // An OAuth client is narrowed and rate-limited by the entry naming it, if one does.
+        let limits = configured.or_else(|| {
+            self.clients
+                .iter()
+                .find(|c| c.oauth_client.as_deref() == Some(name.as_str()))
+        });
+        let Some(client) = limits else {
             return Ok(Some(Admitted {
                 name,
                 narrowing: None,
@@ -195,7 +204,7 @@ impl Clients {
             ));
         }
         Ok(Some(Admitted {
-            name: client.name.clone(),
+            name,
             narrowing: client.narrowing.clone(),
         }))
     }
