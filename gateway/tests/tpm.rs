@@ -327,6 +327,17 @@ fn the_attestation_key_persists_across_restarts() {
     // The persistent handle is visible to tpm2-tools.
     let handles = swtpm.tool("tpm2_getcap", &["handles-persistent"]);
     assert!(String::from_utf8_lossy(&handles.stdout).contains("0x81010020"));
+
+    // Rotation (docs/SECURITY.md, "Key rotation"): evicting the handle makes the next start
+    // create a new AK; quotes then verify only under the new one, which the fleet re-enrols.
+    let evicted = swtpm.tool("tpm2_evictcontrol", &["-C", "o", "-c", "0x81010020"]);
+    assert!(evicted.status.success(), "{evicted:?}");
+    let third_nonce = "a1a2a3a4a5a6a7a8";
+    let third = get_evidence(&start_measured(&swtpm, state.path(), ""), third_nonce);
+    let new_ak = third["attestation_key"].as_str().unwrap();
+    assert_ne!(new_ak, ak);
+    assert_ne!(verify(state.path(), &third, third_nonce, Some(ak)).0, 0);
+    assert_eq!(verify(state.path(), &third, third_nonce, Some(new_ak)).0, 0);
 }
 
 /// Bad nonces are refused before the TPM is asked.
