@@ -40,24 +40,19 @@ async def converse(module, mode):
     server = StdioServerParameters(command=sys.executable, args=[str(RUNNER), module])
     async with Client(server, mode=mode, raise_exceptions=True) as client:
         tools = await client.list_tools()
-        busy = await client.call_tool(
-            "route_request",
-            {
-                "routing": "local_first",
-                "fallback_threshold_ms": 500,
-                "local": {"pending": 3, "max_queued": 2, "estimated_first_token_ms": 100},
-                "cloud": {"available": True},
-            },
-        )
-        fast = await client.call_tool(
-            "route_request",
-            {
-                "routing": "local_first",
-                "fallback_threshold_ms": 500,
-                "local": {"pending": 0, "max_queued": 2, "estimated_first_token_ms": 100},
-                "cloud": {"available": True},
-            },
-        )
+        def local_first(pending):
+            return client.call_tool(
+                "route_request",
+                {
+                    "routing": "local_first",
+                    "fallback_threshold_ms": 500,
+                    "local": {"pending": pending, "max_queued": 2, "estimated_first_token_ms": 100},
+                    "cloud": {"available": True},
+                },
+            )
+
+        busy = await local_first(3)
+        fast = await local_first(0)
         nothing = await client.call_tool("route_request", {"routing": "local_first", "fallback_threshold_ms": 1})
         payload = {"messages": [{"role": "user", "content": "status? " * 40}], "n": 1}
         stored = await client.call_tool("queue_encode", {"payload": payload})
