@@ -2,10 +2,11 @@
 # Installs what the tests need, then runs every check CI runs: formatting, clippy, and the whole
 # test suite (unit tests plus integration tests that start the real gateway on loopback and drive
 # it with the official MCP Python SDK, the reference everything server and the conformance suite),
-# then the portable core built for WASI and run under wasmtime (tests/wasm), the offline checks
-# of the Yocto layer and the Buildroot tree (tests/layers) and the whole-image tests
-# (tests/image): the x86_64 reference image built twice, booted in QEMU and updated; the arm64
-# image booted in QEMU and the Raspberry Pi card made from it.
+# then the portable core built for WASI and run under wasmtime (tests/wasm), a short fuzz run of
+# every parser of outside input (scripts/fuzz.sh), the offline checks of the Yocto layer and the
+# Buildroot tree (tests/layers) and the whole-image tests (tests/image): the x86_64 reference
+# image built twice, booted in QEMU and updated; the arm64 image booted in QEMU and the
+# Raspberry Pi card made from it.
 #
 # The whole-image tests are two jobs, one per architecture, started first and run in the
 # background beside the cargo build and tests: each builds its image (a release build of the
@@ -121,6 +122,9 @@ seen=$("$PYTHON" gateway/tests/python/sdk_client.py --stdio "$repo_root/target/d
 step "the portable core for wasm32-wasip1 (docs/WASM.md): under wasmtime, driven by the MCP SDK client"
 core_wasm=$(bash scripts/build-wasm.sh)
 MCP_EDGE_CORE_WASM=$core_wasm "$PYTHON" -m pytest -v -p no:cacheprovider tests/wasm
+
+step "fuzzing every parser of outside input, 15 s per target (docs/FUZZING.md)"
+bash scripts/fuzz.sh 15
 
 step "Yocto layer and Buildroot tree: crate list, oelint-adv, kas dump, kconfiglib, .mk/.hash (offline)"
 "$PYTHON" -m pytest -v -p no:cacheprovider tests/layers
