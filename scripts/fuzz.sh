@@ -10,7 +10,7 @@
 # runtimes) but with libFuzzer's coverage instrumentation, optimised. Each target starts from
 # its committed corpus (fuzz/corpus/TARGET, read only) and writes what it finds to
 # .cache/fuzz/corpus/TARGET; crashing inputs go to .cache/fuzz/artifacts/TARGET/. To keep what
-# a longer run found: `cargo fuzz cmin` it into fuzz/corpus (docs/FUZZING.md).
+# a longer run found: merge it into fuzz/corpus (docs/FUZZING.md).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$repo_root"
 require_cargo
