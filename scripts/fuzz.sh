@@ -3,7 +3,11 @@
 # cargo fuzz, each target for SECONDS, and prints one line per target: executions, seconds,
 # corpus size, crashes. Exits non-zero, naming the input, if any target crashes.
 #
-#   bash scripts/fuzz.sh [SECONDS]          (default 20; the test command's short run)
+#   bash scripts/fuzz.sh [SECONDS [PROFILE]]    (default 20 s, release)
+#
+# PROFILE `release` builds optimised (cargo fuzz -O), for the long runs; `dev` builds without
+# optimisation, which takes a fraction of the CPU time to build and runs several times fewer
+# executions per second: the test command's short run uses it.
 #
 # cargo-fuzz is installed from crates.io into .cache/cargo-fuzz. The targets are built without
 # a sanitizer (`-s none`: safe Rust needs none, and the stable toolchain has no sanitizer
@@ -16,6 +20,12 @@ cd "$repo_root"
 require_cargo
 
 seconds=${1:-20}
+profile=${2:-release}
+case "$profile" in
+    release) build_flags=(-O) ;;
+    dev) build_flags=(-D) ;;
+    *) die "unknown profile '$profile' (release or dev)" ;;
+esac
 cargo_fuzz_version=0.13.2
 tools=$repo_root/.cache/cargo-fuzz
 work=$repo_root/.cache/fuzz
@@ -25,10 +35,13 @@ if [ "$("$tools/bin/cargo-fuzz" --version 2>/dev/null)" != "cargo-fuzz $cargo_fu
 fi
 export PATH=$tools/bin:$PATH
 
-step "building the fuzz targets (cargo fuzz build -s none -O)"
-cargo fuzz build --fuzz-dir fuzz -s none -O >&2
+step "building the fuzz targets (cargo fuzz build -s none ${build_flags[*]})"
+cargo fuzz build --fuzz-dir fuzz -s none "${build_flags[@]}" >&2
 targets=$(cargo fuzz list --fuzz-dir fuzz)
-binaries=fuzz/target/x86_64-unknown-linux-gnu/release
+case "$profile" in
+    release) binaries=fuzz/target/x86_64-unknown-linux-gnu/release ;;
+    dev) binaries=fuzz/target/x86_64-unknown-linux-gnu/debug ;;
+esac
 
 printf '%-22s %12s %8s %8s %8s\n' target executions seconds corpus crashes
 failed=()

@@ -123,8 +123,8 @@ step "the portable core for wasm32-wasip1 (docs/WASM.md): under wasmtime, driven
 core_wasm=$(bash scripts/build-wasm.sh)
 MCP_EDGE_CORE_WASM=$core_wasm "$PYTHON" -m pytest -v -p no:cacheprovider tests/wasm
 
-step "fuzzing every parser of outside input, 15 s per target (docs/FUZZING.md)"
-bash scripts/fuzz.sh 15
+step "fuzzing every parser of outside input, 15 s per target, unoptimised build (docs/FUZZING.md)"
+bash scripts/fuzz.sh 15 dev
 
 step "Yocto layer and Buildroot tree: crate list, oelint-adv, kas dump, kconfiglib, .mk/.hash (offline)"
 "$PYTHON" -m pytest -v -p no:cacheprovider tests/layers
