@@ -701,7 +701,9 @@ fn a_dead_http_upstream_is_noticed_shown_and_reconnected() {
         "upstream did not answer a ping within 5 s",
         Duration::from_secs(1),
     );
-    unpinged.wait_for_log("upstream did not answer a ping", Duration::from_secs(1));
+    // Killed, the unpinged front gives the connection up as closed or as unanswered, whichever
+    // its transport reports first.
+    unpinged.wait_for_log("; reconnecting", Duration::from_secs(1));
 }
 
 #[test]

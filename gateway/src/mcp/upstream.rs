@@ -290,8 +290,8 @@ impl Upstream {
                     }
                 };
                 if check {
-                    if let Err(e) = ping(&peer).await {
-                        break Lost::Unanswered(e);
+                    if let Err(lost) = ping(&peer).await {
+                        break lost;
                     }
                 }
             };
@@ -300,19 +300,19 @@ impl Upstream {
             }
             let reason = match lost {
                 Lost::Closed => "connection closed".to_owned(),
-                Lost::Unanswered(reason) => {
-                    // Closing may try to tell the upstream (an HTTP session's DELETE): not for
-                    // longer than a ping.
-                    closed.cancel();
-                    if tokio::time::timeout(PING_TIMEOUT, &mut waiting)
-                        .await
-                        .is_err()
-                    {
-                        waiting.abort();
-                    }
-                    reason
-                }
+                Lost::Unanswered(reason) => reason,
             };
+            if !waiting.is_finished() {
+                // Closing may try to tell the upstream (an HTTP session's DELETE): not for
+                // longer than a ping.
+                closed.cancel();
+                if tokio::time::timeout(PING_TIMEOUT, &mut waiting)
+                    .await
+                    .is_err()
+                {
+                    waiting.abort();
+                }
+            }
             warn!(upstream = %self.config.name, "upstream {reason}; reconnecting");
             {
                 let mut state = self.write();
@@ -501,17 +501,19 @@ async fn next_probe(probe: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// A liveness ping: `Err` says why the upstream counts as gone. An upstream that answers with
-/// a JSON-RPC error is there.
-async fn ping(peer: &Peer<RoleClient>) -> Result<(), String> {
+/// A liveness ping: `Err` says why the upstream counts as gone (a transport that has closed
+/// meanwhile is a closed connection). An upstream that answers with a JSON-RPC error is there.
+async fn ping(peer: &Peer<RoleClient>) -> Result<(), Lost> {
     let ping = peer.send_request(ClientRequest::PingRequest(Default::default()));
     match tokio::time::timeout(PING_TIMEOUT, ping).await {
         Ok(Ok(_)) | Ok(Err(rmcp::ServiceError::McpError(_))) => Ok(()),
-        Ok(Err(e)) => Err(format!("did not answer a ping: {e}")),
-        Err(_) => Err(format!(
+        Ok(Err(rmcp::ServiceError::TransportClosed)) => Err(Lost::Closed),
+        Ok(Err(_)) if peer.is_transport_closed() => Err(Lost::Closed),
+        Ok(Err(e)) => Err(Lost::Unanswered(format!("did not answer a ping: {e}"))),
+        Err(_) => Err(Lost::Unanswered(format!(
             "did not answer a ping within {} s",
             PING_TIMEOUT.as_secs()
-        )),
+        ))),
     }
 }
 
