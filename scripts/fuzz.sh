@@ -22,8 +22,8 @@ require_cargo
 seconds=${1:-20}
 profile=${2:-release}
 case "$profile" in
-    release) build_flags=(-O) ;;
-    dev) build_flags=(-D) ;;
+    release) build_flag=-O binaries=fuzz/target/x86_64-unknown-linux-gnu/release ;;
+    dev) build_flag=-D binaries=fuzz/target/x86_64-unknown-linux-gnu/debug ;;
     *) die "unknown profile '$profile' (release or dev)" ;;
 esac
 cargo_fuzz_version=0.13.2
@@ -35,13 +35,9 @@ if [ "$("$tools/bin/cargo-fuzz" --version 2>/dev/null)" != "cargo-fuzz $cargo_fu
 fi
 export PATH=$tools/bin:$PATH
 
-step "building the fuzz targets (cargo fuzz build -s none ${build_flags[*]})"
-cargo fuzz build --fuzz-dir fuzz -s none "${build_flags[@]}" >&2
+step "building the fuzz targets (cargo fuzz build -s none $build_flag)"
+cargo fuzz build --fuzz-dir fuzz -s none "$build_flag" >&2
 targets=$(cargo fuzz list --fuzz-dir fuzz)
-case "$profile" in
-    release) binaries=fuzz/target/x86_64-unknown-linux-gnu/release ;;
-    dev) binaries=fuzz/target/x86_64-unknown-linux-gnu/debug ;;
-esac
 
 printf '%-22s %12s %8s %8s %8s\n' target executions seconds corpus crashes
 failed=()

@@ -2,11 +2,10 @@
 //! the SHA-256 that `mcp-gateway hash-token` prints, strangers are refused, each client
 //! reaches only its scopes, and a client over its rate gets 429 with Retry-After.
 
-use std::io::Write;
 use std::time::Duration;
 
 use crate::common;
-use crate::common::{hash_token, send, Daemon, Response};
+use crate::common::{hash_token, mcp_call, send, Daemon, Response};
 
 fn clients(ops_token: &str, app_token: &str) -> String {
     format!(
@@ -116,46 +115,6 @@ fn strangers_are_refused_and_clients_reach_only_their_scopes() {
         request(&daemon, "GET", "/v1/models", Some("new-app-token")).status,
         200
     );
-}
-
-/// A stateless (2026-07-28) MCP request with a bearer token; the JSON-RPC message answered.
-pub(crate) fn mcp_call(
-    daemon: &Daemon,
-    token: &str,
-    method: &str,
-    params: serde_json::Value,
-) -> serde_json::Value {
-    let mut params = params;
-    params["_meta"] = serde_json::json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": { "name": "auth-test", "version": "1" }
-    });
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params })
-        .to_string();
-    let name = params["name"]
-        .as_str()
-        .or(params["uri"].as_str())
-        .map_or(String::new(), |n| format!("Mcp-Name: {n}\r\n"));
-    let raw = format!(
-        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
-         MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = daemon.connect();
-    stream.write_all(raw.as_bytes()).unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut text).unwrap();
-    text.lines()
-        .map(|l| l.strip_prefix("data:").unwrap_or(l).trim())
-        .find_map(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .filter(|v| v.is_object())
-        })
-        .unwrap_or_else(|| panic!("no JSON-RPC answer: {text}"))
 }
 
 #[test]

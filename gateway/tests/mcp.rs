@@ -575,13 +575,9 @@ fn a_client_cancellation_reaches_the_upstream() {
 /// The front gateway's view of its upstream "back": the `mcp` line of `/health`,
 /// `mcp_edge_upstream_up` and `mcp_edge_upstream_disconnects_total`.
 fn back_seen_by(front: &Daemon) -> (String, Option<f64>, Option<f64>) {
-    let health = front.get("/health").json();
     let metrics = front.get("/metrics").body;
     (
-        health["subsystems"]["mcp"]["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
+        common::mcp_health(front),
         common::metric(&metrics, "mcp_edge_upstream_up{upstream=\"back\"}"),
         common::metric(
             &metrics,

@@ -291,7 +291,7 @@ fn an_oauth_client_gets_the_narrowing_and_rate_of_its_entry() {
         }))
     };
     let tools = |token: &str| -> Vec<String> {
-        let answer = crate::auth::mcp_call(&daemon, token, "tools/list", json!({}));
+        let answer = common::mcp_call(&daemon, token, "tools/list", json!({}));
         answer["result"]["tools"]
             .as_array()
             .unwrap_or_else(|| panic!("{answer}"))

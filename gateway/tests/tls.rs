@@ -261,10 +261,7 @@ fn an_unusable_tls_file_stops_start_up_with_its_key_and_path() {
 fn await_health(front: &Daemon, wanted: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let detail = front.get("/health").json()["subsystems"]["mcp"]["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let detail = crate::common::mcp_health(front);
         if detail.contains(wanted) {
             return detail;
         }

@@ -138,7 +138,7 @@ impl McpGateway {
             // The upstream's own verdict on the call: sending it again would not change it.
             Err(rmcp::ServiceError::McpError(e)) => Outcome::Failed(e.message.into_owned()),
             Err(e) => {
-                upstream.suspect();
+                upstream.request_failed(&e);
                 Outcome::Retry(format!("upstream \"{target}\": {e}"))
             }
         }

@@ -255,9 +255,10 @@ async fn cancel(peer: &Peer<RoleClient>, id: rmcp::model::RequestId, reason: &st
         .await;
 }
 
-/// The client's error for a failed request; one that never reached the upstream also has the
-/// supervisor check the connection.
+/// The client's error for a failed request (and the supervisor told, see
+/// [`Upstream::request_failed`]).
 fn upstream_error(upstream: &Upstream, error: rmcp::ServiceError) -> McpError {
+    upstream.request_failed(&error);
     let name = &upstream.config.name;
     match error {
         // The upstream's own JSON-RPC error goes to the client unchanged.
@@ -265,7 +266,6 @@ fn upstream_error(upstream: &Upstream, error: rmcp::ServiceError) -> McpError {
         e @ (rmcp::ServiceError::TransportSend(_) | rmcp::ServiceError::TransportClosed)
             if e.auth_challenge().is_none() =>
         {
-            upstream.suspect();
             unreachable(format!("upstream \"{name}\" cannot be reached: {e}"))
         }
         other => McpError::internal_error(format!("upstream \"{name}\" failed: {other}"), None),

@@ -370,14 +370,18 @@ const TOOLS: Kind = |n| n.tools.as_ref();
 const PROMPTS: Kind = |n| n.prompts.as_ref();
 const RESOURCES: Kind = |n| n.resources.as_ref();
 
-/// Whether the request's client may see and use the entry `name` of `kind`. The narrowing
-/// comes from the HTTP request this MCP request came in (rmcp keeps its parts in the context).
-fn permitted(cx: &RequestContext<RoleServer>, kind: Kind, name: &str) -> bool {
+/// The request's client's patterns for `kind`; `None`: all of that kind. The narrowing comes
+/// from the HTTP request this MCP request came in (rmcp keeps its parts in the context).
+fn patterns(cx: &RequestContext<RoleServer>, kind: Kind) -> Option<&Patterns> {
     cx.extensions
         .get::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<Narrowing>())
         .and_then(kind)
-        .is_none_or(|patterns| patterns.permits(name))
+}
+
+/// Whether the request's client may see and use the entry `name` of `kind`.
+fn permitted(cx: &RequestContext<RoleServer>, kind: Kind, name: &str) -> bool {
+    patterns(cx, kind).is_none_or(|patterns| patterns.permits(name))
 }
 
 /// The entries of `items` the request's client may see.
@@ -387,9 +391,10 @@ fn visible<T: Clone>(
     kind: Kind,
     name: impl Fn(&T) -> &str,
 ) -> Vec<T> {
+    let patterns = patterns(cx, kind);
     items
         .iter()
-        .filter(|item| permitted(cx, kind, name(item)))
+        .filter(|item| patterns.is_none_or(|p| p.permits(name(item))))
         .cloned()
         .collect()
 }

@@ -70,9 +70,7 @@ impl McpGateway {
         match tokio::time::timeout(timeout, peer.call_tool(params)).await {
             Ok(Ok(result)) => outcome(result),
             Ok(Err(e)) => {
-                if !matches!(e, rmcp::ServiceError::McpError(_)) {
-                    upstream.suspect();
-                }
+                upstream.request_failed(&e);
                 failed(format!("upstream \"{}\" failed: {e}", upstream.config.name))
             }
             Err(_) => failed(format!(

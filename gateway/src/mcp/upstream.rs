@@ -141,10 +141,12 @@ impl Upstream {
         })
     }
 
-    /// Tells the supervisor that a request to this upstream failed in transit: it checks the
-    /// connection now rather than at the next ping.
-    pub fn suspect(&self) {
-        self.events.suspect.notify_one();
+    /// Tells the supervisor that a request to this upstream failed: unless the upstream itself
+    /// answered with an error, it checks the connection now rather than at the next ping.
+    pub fn request_failed(&self, error: &rmcp::ServiceError) {
+        if !matches!(error, rmcp::ServiceError::McpError(_)) {
+            self.events.suspect.notify_one();
+        }
     }
 
     /// Whether the live connection speaks 2026-07-28 (no sessions, no server-to-client requests).

@@ -350,6 +350,54 @@ pub fn read_response(stream: &mut TcpStream) -> Response {
     }
 }
 
+/// A stateless (2026-07-28) MCP request with a bearer token; the JSON-RPC message answered.
+pub fn mcp_call(
+    daemon: &Daemon,
+    token: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> serde_json::Value {
+    let mut params = params;
+    params["_meta"] = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "auth-test", "version": "1" }
+    });
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params })
+        .to_string();
+    let name = params["name"]
+        .as_str()
+        .or(params["uri"].as_str())
+        .map_or(String::new(), |n| format!("Mcp-Name: {n}\r\n"));
+    let raw = format!(
+        "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: {method}\r\n{name}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = daemon.connect();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.lines()
+        .map(|l| l.strip_prefix("data:").unwrap_or(l).trim())
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v.is_object())
+        })
+        .unwrap_or_else(|| panic!("no JSON-RPC answer: {text}"))
+}
+
+/// The `mcp` line of `/health`: the catalog's size and each upstream's state.
+pub fn mcp_health(daemon: &Daemon) -> String {
+    daemon.get("/health").json()["subsystems"]["mcp"]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A free loopback port, for a server that must come back on the same address.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
