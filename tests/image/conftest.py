@@ -16,6 +16,7 @@ Environment:
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -34,6 +35,21 @@ PI_CARD_NAME = "mcp-edge-rpi4.img"
 # The Raspberry Pi card is made from the arm64 build only.
 collect_ignore = [] if ARCH == "arm64" else ["test_pi_card.py"]
 READY_TIMEOUT = 240  # seconds; TCG boots in about 20
+
+
+# Every VM started. Each runs in a session of its own (so that a power cut can kill QEMU and
+# its swtpm together), out of reach of a signal to the test run's process group: when
+# scripts/test.sh stops this run with SIGTERM, the handler below takes them along.
+RUNNING = []
+
+
+def _power_off_all(signum, _frame):
+    for machine in RUNNING:
+        machine.power_cut()
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _power_off_all)
 
 
 def free_port():
@@ -100,6 +116,7 @@ class Vm:
         self.started = time.monotonic()
         self.process = subprocess.Popen(["bash", str(REPO / "qemu" / "run.sh"), str(self.image)], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        RUNNING.append(self)
 
     def power_cut(self):
         """Pulls the plug: QEMU and its TPM die at once; what the guest had not written is lost."""
