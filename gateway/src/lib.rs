@@ -4,6 +4,7 @@
 //! routes, [`health`] and [`telemetry`] report, [`systemd`] talks to the service manager, and
 //! [`daemon`] ties them to a process (signals, reload, exit codes).
 
+pub mod analytics;
 pub mod cloud;
 pub mod compression;
 pub mod config;

@@ -190,6 +190,23 @@ fn an_oauth_client_entry_takes_its_scopes_from_the_tokens() {
 }
 
 #[test]
+fn analytics_streams_are_checked_where_they_are_written() {
+    let text = "[analytics]\nalert_token = \"t\"\n\n[[analytics.streams]]\nname = \"cpu\"\nsensor = \"thermal/cpu-thermal\"\n\n[[analytics.streams]]\nname = \"cpu\"\nsensor = \"gpio/17\"\nthreshold = nan\nsmoothing = 0\n";
+    let message = problem(text);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "edge.toml:2:15: analytics.alert_token: is set but analytics.alert_url is not",
+            "edge.toml:9:8: analytics.streams[1].name: \"cpu\" names two streams",
+            "edge.toml:10:10: analytics.streams[1].sensor: \"gpio/17\" is not a sensor; use thermal/ZONE, hwmon/CHIP/SENSOR or iio/DEVICE/CHANNEL (as the device_sensors tool names them)",
+            "edge.toml:11:13: analytics.streams[1].threshold: NaN is out of range; allowed 1 to 1000",
+            "edge.toml:12:13: analytics.streams[1].smoothing: 0 is out of range; allowed 0.001 to 1",
+        ]
+    );
+}
+
+#[test]
 fn syntax_errors_have_a_position() {
     let message = problem("[gateway]\nmax_connections = = 3\n");
     assert!(message.starts_with("edge.toml:2:19: "), "{message}");

@@ -12,29 +12,6 @@ use std::time::{Duration, Instant};
 use crate::common;
 use crate::common::{hash_token, metric, send, Daemon, Response, BIN};
 
-/// A writable copy of a fixture tree.
-fn copy_of(fixture: &str) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap().flatten() {
-            let target = to.join(entry.file_name());
-            if entry.path().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    copy(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(fixture),
-        dir.path(),
-    );
-    dir
-}
-
 fn sys(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
@@ -100,7 +77,7 @@ fn cpufreq(policy: &str, file: &str) -> String {
 
 #[test]
 fn a_laptop_drains_its_battery_reaches_critical_and_goes_back_on_mains() {
-    let tree = copy_of("sysroot-laptop");
+    let tree = common::writable_fixture("sysroot-laptop");
     let root = tree.path();
     let mut daemon = Daemon::start(&format!(
         "[device]\nsystem_root = \"{}\"\n[power]\npoll_interval_seconds = 1\ncpufreq = \"direct\"\n",
@@ -237,7 +214,7 @@ fn a_laptop_drains_its_battery_reaches_critical_and_goes_back_on_mains() {
 
 #[test]
 fn an_idle_gateway_runs_low_power_and_the_next_request_wakes_it() {
-    let tree = copy_of("sysroot-rpi4");
+    let tree = common::writable_fixture("sysroot-rpi4");
     let root = tree.path();
     let mut daemon = Daemon::start(&format!(
         "[device]\nsystem_root = \"{}\"\n[power]\nsleep_on_idle_ms = 600\ncpufreq = \"direct\"\n",
@@ -281,7 +258,7 @@ fn an_idle_gateway_runs_low_power_and_the_next_request_wakes_it() {
 
 #[test]
 fn a_pi_heating_towards_its_trip_point_throttles_before_the_kernel_and_does_not_flap() {
-    let tree = copy_of("sysroot-rpi4");
+    let tree = common::writable_fixture("sysroot-rpi4");
     let root = tree.path();
     let mut daemon = Daemon::start(&format!(
         "[device]\nsystem_root = \"{}\"\n[power]\ncpufreq = \"direct\"\n",
@@ -359,7 +336,7 @@ fn a_pi_heating_towards_its_trip_point_throttles_before_the_kernel_and_does_not_
 
 #[test]
 fn without_the_right_to_write_cpufreq_the_helper_applies_the_request() {
-    let tree = copy_of("sysroot-rpi4");
+    let tree = common::writable_fixture("sysroot-rpi4");
     let root = tree.path();
     let run = tempfile::tempdir().unwrap();
     let request = run.path().join("cpufreq-request");
@@ -448,7 +425,7 @@ fn reading_the_power_state_and_setting_the_profile_need_their_scopes() {
 
 #[test]
 fn the_governor_reports_the_load_and_how_busy_the_cpus_were_between_two_readings() {
-    let tree = copy_of("sysroot-rpi4");
+    let tree = common::writable_fixture("sysroot-rpi4");
     let root = tree.path();
     let mut daemon = Daemon::start(&format!("[device]\nsystem_root = \"{}\"\n", root.display()));
     daemon.wait_for_log("power profile balanced", Duration::from_secs(5));

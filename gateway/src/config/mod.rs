@@ -38,6 +38,7 @@ pub struct Config {
     pub power: PowerConfig,
     pub device: DeviceConfig,
     pub update: UpdateConfig,
+    pub analytics: AnalyticsConfig,
     pub upstreams: Vec<UpstreamConfig>,
 }
 
@@ -484,6 +485,67 @@ impl Default for UpdateConfig {
     }
 }
 
+/// `[analytics]`: sensor streams scored on the device ([`crate::analytics`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyticsConfig {
+    /// How often every stream is read; stretched by the power governor in low-power.
+    pub sample_interval_ms: u64,
+    /// Where each anomaly is POSTed as JSON; one that cannot be delivered now waits in the
+    /// offline queue. None: anomalies are only logged, counted and notified over MCP.
+    #[serde(deserialize_with = "opt_string")]
+    pub alert_url: Option<String>,
+    /// Bearer token sent with each alert.
+    #[serde(deserialize_with = "opt_secret")]
+    pub alert_token: Option<Secret>,
+    pub streams: Vec<StreamConfig>,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            sample_interval_ms: 10_000,
+            alert_url: None,
+            alert_token: None,
+            streams: Vec::new(),
+        }
+    }
+}
+
+/// `[[analytics.streams]]`: one sensor reading, scored as it is sampled.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamConfig {
+    #[serde(deserialize_with = "string")]
+    pub name: String,
+    /// `thermal/ZONE`, `hwmon/CHIP/SENSOR` or `iio/DEVICE/CHANNEL`, as `device_sensors`
+    /// reports them (`thermal/thermal_zone0`, `hwmon/ina3221/curr1`, `iio/bme280/temp`).
+    #[serde(deserialize_with = "string")]
+    pub sensor: String,
+    /// Robust z-score beyond which a sample is an anomaly.
+    pub threshold: f64,
+    /// Samples that only build the baseline before scoring starts.
+    pub warmup_samples: u32,
+    /// Weight of the newest sample in the moving baseline and spread (EWMA alpha).
+    pub smoothing: f64,
+    /// Smallest spread, in the sensor's unit: set it to the sensor's resolution, so that a
+    /// reading that held still for a while and then ticks by one step is not an anomaly.
+    pub min_deviation: f64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            sensor: String::new(),
+            threshold: 5.0,
+            warmup_samples: 20,
+            smoothing: 0.05,
+            min_deviation: 0.0,
+        }
+    }
+}
+
 /// `[[upstreams]]`: one MCP server to federate, spawned over stdio (`command`) or reached over
 /// Streamable HTTP (`url`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -632,6 +694,9 @@ impl Config {
         let mut secrets = Vec::new();
         if let Some(key) = &mut self.models.cloud_api_key {
             secrets.push(("models.cloud_api_key".to_owned(), key));
+        }
+        if let Some(token) = &mut self.analytics.alert_token {
+            secrets.push(("analytics.alert_token".to_owned(), token));
         }
         for (i, u) in self.upstreams.iter_mut().enumerate() {
             for (name, value) in &mut u.env {

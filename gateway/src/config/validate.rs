@@ -25,7 +25,8 @@ impl Problems {
     }
 
     fn range<T: PartialOrd + Display>(&mut self, key: &str, value: T, min: T, max: T) {
-        if value < min || value > max {
+        // Written so that NaN (which TOML can spell) is out of every range.
+        if !(value >= min && value <= max) {
             self.add(
                 key,
                 format!("{value} is out of range; allowed {min} to {max}"),
@@ -373,6 +374,49 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
             "device.system_root",
             "must be an absolute path, for example \"/\"",
         );
+    }
+
+    let a = &config.analytics;
+    p.range(
+        "analytics.sample_interval_ms",
+        a.sample_interval_ms,
+        100,
+        86_400_000,
+    );
+    match &a.alert_url {
+        Some(url) => p.url("analytics.alert_url", url),
+        None if a.alert_token.is_some() => p.add(
+            "analytics.alert_token",
+            "is set but analytics.alert_url is not",
+        ),
+        None => {}
+    }
+    let mut streams = HashSet::new();
+    for (i, s) in a.streams.iter().enumerate() {
+        let key = |k: &str| format!("analytics.streams[{i}].{k}");
+        if s.name.is_empty()
+            || !s
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            p.add(
+                key("name"),
+                format!(
+                    "\"{}\" is not a stream name: use letters, digits, _ and -",
+                    s.name
+                ),
+            );
+        } else if !streams.insert(s.name.as_str()) {
+            p.add(key("name"), format!("\"{}\" names two streams", s.name));
+        }
+        if let Err(e) = s.sensor.parse::<crate::analytics::Sensor>() {
+            p.add(key("sensor"), e);
+        }
+        p.range(&key("threshold"), s.threshold, 1.0, 1_000.0);
+        p.range(&key("warmup_samples"), s.warmup_samples, 2, 100_000);
+        p.range(&key("smoothing"), s.smoothing, 0.001, 1.0);
+        p.range(&key("min_deviation"), s.min_deviation, 0.0, 1e12);
     }
 
     let mut names = HashSet::new();

@@ -30,6 +30,9 @@ pub struct DeviceContext {
     pub power: Option<Arc<crate::power::Governor>>,
     /// RAUC's slots behind `update_status` (none in stdio mode).
     pub update: Option<crate::update::UpdateStatus>,
+    /// Sensor stream analytics behind `sensor_streams`, `sensor_anomalies` and
+    /// `device://alerts` (none in stdio mode, or without `[[analytics.streams]]`).
+    pub analytics: Option<crate::analytics::StreamProcessor>,
 }
 
 const DEVICE_INFO: &str = "device_info";

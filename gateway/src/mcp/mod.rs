@@ -14,6 +14,7 @@
 // them for 2026-07-28, and rmcp marks them deprecated. The gateway serves both revisions.
 #![allow(deprecated)]
 
+mod analytics_tools;
 mod attest_tool;
 pub mod builtin;
 pub mod catalog;
@@ -115,6 +116,10 @@ impl McpGateway {
         if device.update.is_some() {
             builtin.tools.push(update_tool::tool());
         }
+        if device.analytics.is_some() {
+            builtin.tools.extend(analytics_tools::tools());
+            builtin.resources.push(analytics_tools::resource());
+        }
         if let Some(model) = &local {
             builtin.tools.push(generate::tool(model));
             builtin.prompts.push(generate::prompt(model));
@@ -156,6 +161,7 @@ impl McpGateway {
             attestation: None,
             power: None,
             update: None,
+            analytics: None,
         };
         Self::new(
             device,
@@ -169,6 +175,9 @@ impl McpGateway {
     /// them changes. Call once, inside the runtime.
     pub fn start(&self) {
         self.report_health();
+        if let Some(analytics) = &self.inner.device.analytics {
+            self.announce_anomalies(analytics);
+        }
         let changed = Arc::new(Notify::new());
         for upstream in &self.inner.upstreams {
             tokio::spawn(
@@ -264,6 +273,11 @@ impl McpGateway {
         }
         if let Some(power) = &self.inner.device.power {
             if let Some(result) = power_tools::call(power, name, arguments) {
+                return Some(result);
+            }
+        }
+        if let Some(analytics) = &self.inner.device.analytics {
+            if let Some(result) = analytics_tools::call(analytics, name, arguments) {
                 return Some(result);
             }
         }
@@ -564,13 +578,18 @@ impl ServerHandler for McpGateway {
             .filter(|_| permitted(&cx, RESOURCES, &request.uri))
             .ok_or_else(resource_not_found)?;
         let Some(upstream) = self.upstream(owner) else {
-            let contents = match (&self.inner.device.power, request.uri.as_str()) {
-                (Some(power), power_tools::URI) => {
-                    rmcp::model::ResourceContents::text(power_tools::read(power), power_tools::URI)
-                        .with_mime_type("application/json")
+            let device = &self.inner.device;
+            let json = |text: String, uri: &str| {
+                rmcp::model::ResourceContents::text(text, uri).with_mime_type("application/json")
+            };
+            let contents = match (request.uri.as_str(), &device.power, &device.analytics) {
+                (power_tools::URI, Some(power), _) => {
+                    json(power_tools::read(power), power_tools::URI)
                 }
-                _ => builtin::read_resource(&self.inner.device, &request.uri)
-                    .ok_or_else(resource_not_found)?,
+                (analytics_tools::URI, _, Some(analytics)) => {
+                    json(analytics_tools::read(analytics), analytics_tools::URI)
+                }
+                _ => builtin::read_resource(device, &request.uri).ok_or_else(resource_not_found)?,
             };
             return Ok(ReadResourceResult::new(vec![contents]).into());
         };

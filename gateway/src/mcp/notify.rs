@@ -33,7 +33,7 @@ impl McpGateway {
 
     /// Sends each notification on every open listen stream whose filter accepts it, and forgets
     /// the streams that have ended.
-    async fn notify_listeners(&self, notifications: &[ServerNotification]) {
+    pub(super) async fn notify_listeners(&self, notifications: &[ServerNotification]) {
         let listeners: Vec<SubscriptionSink> = self
             .inner
             .listeners
@@ -136,7 +136,7 @@ impl McpGateway {
     }
 
     /// Open sessions subscribed to `uri`.
-    fn subscribers(&self, uri: &str) -> Vec<Peer<RoleServer>> {
+    pub(super) fn subscribers(&self, uri: &str) -> Vec<Peer<RoleServer>> {
         let mut subscriptions = self
             .inner
             .subscriptions
@@ -164,6 +164,10 @@ impl McpGateway {
                     Some(serde_json::json!({ "uri": uri })),
                 )
             })?;
+        if uri == super::analytics_tools::URI && self.inner.device.analytics.is_some() {
+            // Its updates come from this gateway's own analytics.
+            return Ok(());
+        }
         let Some(upstream) = self.upstream(owner) else {
             return Err(McpError::invalid_params(
                 format!("{uri} is a built-in resource: it changes continuously and is read on demand, not subscribed to"),
@@ -178,6 +182,17 @@ impl McpGateway {
             return Ok(());
         }
         self.forward(upstream, request, cx).await.map(drop)
+    }
+}
+
+impl McpGateway {
+    /// Whether clients asked for log messages of `level` (`logging/setLevel` at or below it).
+    pub(super) fn logs(&self, level: LoggingLevel) -> bool {
+        self.inner
+            .log_level
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|wanted| severity(level) >= severity(wanted))
     }
 }
 

@@ -33,6 +33,7 @@ pub use auth::hash_token;
 pub use reload::ReloadReport;
 pub use tls::TlsError;
 
+use crate::analytics::{AlertSender, StreamProcessor};
 use crate::cloud::CloudClient;
 use crate::config::{Config, ConfigError, SecurityConfig};
 use crate::device::SystemRoot;
@@ -96,6 +97,9 @@ pub enum GatewayError {
     /// The offline queue's database cannot be opened.
     #[error("{0} (offline.persistence_path)")]
     Queue(#[from] crate::queue::StoreError),
+    /// The anomaly alerts' HTTP client cannot be set up.
+    #[error("{0}")]
+    Alerts(String),
 }
 
 /// Settings read on every request; replaced as a whole on reload.
@@ -139,6 +143,9 @@ struct Shared {
     power: Arc<Governor>,
     /// RAUC's view of the A/B slots, behind `/v1/update`.
     update: crate::update::UpdateStatus,
+    /// Sensor stream analytics (with streams configured), and where its alerts go.
+    analytics: Option<StreamProcessor>,
+    alerts: Option<AlertSender>,
     /// `/mcp`; its token ends open SSE streams at shutdown so that the drain can finish.
     mcp_http: mcp::transport::HttpService,
     mcp_streams: CancellationToken,
@@ -213,8 +220,14 @@ impl Gateway {
                 .map_or("TPM in use".into(), |r| format!("unavailable: {r}")),
         );
         let update = crate::update::UpdateStatus::new(&config.update.rauc);
+        let root = SystemRoot::new(&config.device.system_root);
+        let analytics = (!config.analytics.streams.is_empty())
+            .then(|| StreamProcessor::new(&config.analytics, root.clone(), Arc::clone(&metrics)));
+        let hostname = crate::device::system_info(&root, &state_dir).hostname;
+        let alerts =
+            AlertSender::from_config(&config.analytics, hostname).map_err(GatewayError::Alerts)?;
         let device = DeviceContext {
-            root: SystemRoot::new(&config.device.system_root),
+            root,
             state_dir,
             config: Arc::new(RwLock::new(config.clone())),
             metrics: Arc::clone(&metrics),
@@ -222,6 +235,7 @@ impl Gateway {
             attestation: Some(Arc::clone(&attestation)),
             power: Some(Arc::clone(&power)),
             update: Some(update.clone()),
+            analytics: analytics.clone(),
         };
         let config = Arc::clone(&device.config);
         let upstreams = config
@@ -247,6 +261,8 @@ impl Gateway {
             attestation,
             power,
             update,
+            analytics,
+            alerts,
             mcp_http,
             mcp_streams,
             started: Instant::now(),
@@ -303,9 +319,21 @@ impl Gateway {
             background.clone(),
         ));
         tokio::spawn(Arc::clone(&shared.power).run(background.clone()));
+        if let Some(analytics) = &shared.analytics {
+            let alerts = shared
+                .alerts
+                .clone()
+                .map(|sender| (sender, shared.queue.clone()));
+            tokio::spawn(
+                analytics
+                    .clone()
+                    .run(shared.power.pace(), alerts, background.clone()),
+            );
+        }
         let replay = queue::Replay {
             completions: shared.completions.clone(),
             mcp: shared.mcp.clone(),
+            alerts: shared.alerts.clone(),
             metrics: Arc::clone(&shared.metrics),
         };
         shared.queue.start(Arc::new(replay), background.clone());

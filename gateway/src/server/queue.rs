@@ -11,6 +11,8 @@ use serde_json::json;
 use super::response::{json_response, ApiError, Body};
 use super::v1::{self, Api};
 use super::Shared;
+use crate::analytics::alert::ALERT;
+use crate::analytics::AlertSender;
 use crate::mcp::{McpGateway, TOOL_CALL};
 use crate::queue::{Delivery, OfflineQueue, Outcome, Pending, StoreError};
 use crate::router::{Backend, CompletionError, CompletionRequest, Completions};
@@ -130,11 +132,14 @@ fn store_error(e: StoreError, why: &str) -> ApiError {
 
 /// Replays queued entries: deferred completions go to the cloud (only) with the entry's id as
 /// `Idempotency-Key`, the answer stored in the format the caller asked for; deferred tool
-/// calls go to their upstream with the id in `_meta`.
+/// calls go to their upstream with the id in `_meta`; anomaly alerts are POSTed again to the
+/// URL they were meant for.
 #[derive(Debug)]
 pub(super) struct Replay {
     pub completions: Completions,
     pub mcp: McpGateway,
+    /// `analytics.alert_url`'s sender (its client and token).
+    pub alerts: Option<AlertSender>,
     pub metrics: std::sync::Arc<Metrics>,
 }
 
@@ -143,7 +148,15 @@ impl Delivery for Replay {
         let completions = self.completions.clone();
         let metrics = std::sync::Arc::clone(&self.metrics);
         let mcp = self.mcp.clone();
+        let alerts = self.alerts.clone();
         Box::pin(async move {
+            if entry.kind == ALERT {
+                return match alerts {
+                    Some(sender) => sender.post(&entry.target, &entry.id, &entry.payload).await,
+                    // Kept: a configuration with the URL again delivers it.
+                    None => Outcome::Retry("analytics.alert_url is no longer configured".into()),
+                };
+            }
             if entry.kind == TOOL_CALL {
                 return mcp
                     .replay_tool_call(&entry.target, entry.payload, &entry.id)

@@ -53,6 +53,7 @@ impl ReloadReport {
             ("telemetry.endpoints", ot.endpoints != nt.endpoints),
             ("power", old.power != new.power),
             ("device", old.device != new.device),
+            ("analytics", old.analytics != new.analytics),
             ("upstreams", old.upstreams != new.upstreams),
         ];
         let changed = |keys: &[(&'static str, bool)]| {

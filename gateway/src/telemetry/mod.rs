@@ -89,6 +89,51 @@ fn upstream_labels(name: &str) -> UpstreamLabels {
     }
 }
 
+/// A sensor stream's configured name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Sensor stream analytics.
+#[derive(Debug, Default)]
+struct SensorMetrics {
+    value: Family<StreamLabels, Gauge<f64, AtomicU64>>,
+    score: Family<StreamLabels, Gauge<f64, AtomicU64>>,
+    anomalies: Family<StreamLabels, Counter>,
+    alerts: Family<OutcomeLabels, Counter>,
+}
+
+impl SensorMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "sensor_value",
+            "Last reading of a sensor stream, in its unit",
+            self.value.clone(),
+        );
+        registry.register(
+            "sensor_score",
+            "Robust z-score of a sensor stream's last reading (absent while warming up)",
+            self.score.clone(),
+        );
+        registry.register(
+            "sensor_anomalies",
+            "Readings of a sensor stream beyond its threshold",
+            self.anomalies.clone(),
+        );
+        registry.register(
+            "sensor_alerts",
+            "Anomaly alerts by outcome: sent, queued (offline), refused by the receiver, lost",
+            self.alerts.clone(),
+        );
+    }
+}
+
 /// The power governor's gauges.
 #[derive(Debug, Default)]
 struct PowerMetrics {
@@ -169,6 +214,7 @@ pub struct Metrics {
     upstream_up: Family<UpstreamLabels, Gauge>,
     upstream_disconnects: Family<UpstreamLabels, Counter>,
     power: PowerMetrics,
+    sensors: SensorMetrics,
 }
 
 impl Default for Metrics {
@@ -282,6 +328,8 @@ impl Metrics {
         );
         let power = PowerMetrics::default();
         power.register(&mut registry);
+        let sensors = SensorMetrics::default();
+        sensors.register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -309,7 +357,39 @@ impl Metrics {
             upstream_up,
             upstream_disconnects,
             power,
+            sensors,
         }
+    }
+
+    /// A sensor stream's reading and its score (`None` while warming up).
+    pub fn sensor_sample(&self, stream: &str, value: f64, score: Option<f64>) {
+        let labels = StreamLabels {
+            stream: stream.to_owned(),
+        };
+        self.sensors.value.get_or_create(&labels).set(value);
+        if let Some(score) = score {
+            self.sensors.score.get_or_create(&labels).set(score);
+        }
+        // Listed at 0 from the first sample, so that a rate over it has a first sample.
+        let _ = self.sensors.anomalies.get_or_create(&labels);
+    }
+
+    /// Counts an anomaly of a sensor stream.
+    pub fn sensor_anomaly(&self, stream: &str) {
+        self.sensors
+            .anomalies
+            .get_or_create(&StreamLabels {
+                stream: stream.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an anomaly alert: `sent`, `queued`, `refused` or `lost`.
+    pub fn alert(&self, outcome: &'static str) {
+        self.sensors
+            .alerts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Whether upstream `name` is connected and answering.

@@ -1,6 +1,7 @@
 //! An OpenAI-compatible chat endpoint on a free loopback port, scripted by each test. It is
 //! the cloud side of the fallback tests: a real HTTP server the gateway's real client talks
-//! to, with canned answers because no cloud model can run here.
+//! to, with canned answers because no cloud model can run here. It also stands in for any
+//! HTTP receiver that only needs a status back (the anomaly alerts' `alert_url`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -44,7 +45,15 @@ pub struct CloudServer {
 impl CloudServer {
     /// Starts the endpoint; `script` gets each request and its number (from 0).
     pub fn start(script: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0, script)
+    }
+
+    /// [`CloudServer::start`] on a given loopback port (a peer that comes back where it was).
+    pub fn start_on(
+        port: u16,
+        script: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Mutex<Arc<Script>>> = Arc::new(Mutex::new(Arc::new(script)));
