@@ -1,6 +1,7 @@
 //! Sensor stream analytics in the running gateway, on a writable copy of the Raspberry Pi
 //! fixture tree whose readings the test changes: an official-SDK (rmcp) client subscribed to
-//! `device://alerts` with its log level at `warning` hears of a temperature spike, the tools
+//! `device://alerts` with its log level at `warning`, and a 2026-07-28 client whose listen
+//! stream names it, hear of a temperature spike; the tools
 //! and the resource report it, a quiet stream stays quiet, a missing sensor says so; the cloud
 //! alert waits in the offline queue while its receiver is down and arrives, once, with its
 //! token and idempotency key, when it is back; and sampling slows down in low-power.
@@ -13,11 +14,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequestParams, LoggingLevel, LoggingMessageNotificationParam,
+    CallToolRequestParams, LoggingLevel, LoggingMessageNotificationParam, ProtocolVersion,
     ReadResourceRequestParams, ResourceContents, ResourceUpdatedNotificationParam,
-    SetLevelRequestParams, SubscribeRequestParams,
+    ServerNotification, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter,
 };
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::{json, Value};
@@ -123,6 +124,20 @@ fn a_sensor_spike_is_announced_reported_and_alerted_once_the_receiver_is_back() 
             .subscribe(SubscribeRequestParams::new("device://alerts"))
             .await
             .unwrap();
+        // A 2026-07-28 client names the resource in its listen stream instead.
+        let modern = ()
+            .serve_with_lifecycle(
+                StreamableHttpClientTransport::from_uri(format!("http://{}/mcp", daemon.addr)),
+                ClientLifecycleMode::Auto {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    legacy_version: None,
+                },
+            )
+            .await
+            .unwrap();
+        let mut filter = SubscriptionFilter::builder().build();
+        filter.resource_subscriptions = Some(vec!["device://alerts".into()]);
+        let mut listening = modern.peer().listen(filter).await.unwrap();
         let tools = client.list_all_tools().await.unwrap();
         for tool in ["sensor_streams", "sensor_anomalies"] {
             assert!(tools.iter().any(|t| t.name == tool), "{tool} not listed");
@@ -159,6 +174,15 @@ fn a_sensor_spike_is_announced_reported_and_alerted_once_the_receiver_is_back() 
             }
         }
         std::fs::write(root.path().join(TEMP), NORMAL_MILLI_CELSIUS).unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(10), listening.next()).await;
+        match next {
+            Ok(Ok(Some(ServerNotification::ResourceUpdatedNotification(update)))) => {
+                assert_eq!(update.params.uri, "device://alerts");
+            }
+            other => panic!("the listen stream did not carry the update: {other:?}"),
+        }
+        drop(listening);
+        modern.cancel().await.unwrap();
         let log = logged.unwrap();
         assert_eq!(log.level, LoggingLevel::Warning);
         assert_eq!(log.logger.as_deref(), Some("mcp-edge.analytics"));
