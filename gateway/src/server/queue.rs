@@ -153,8 +153,11 @@ impl Delivery for Replay {
             if entry.kind == ALERT {
                 return match alerts {
                     Some(sender) => sender.post(&entry.target, &entry.id, &entry.payload).await,
-                    // Kept: a configuration with the URL again delivers it.
-                    None => Outcome::Retry("analytics.alert_url is no longer configured".into()),
+                    // Not retried: it would hold up every entry behind it until a restart.
+                    None => Outcome::Failed(
+                        "analytics.alert_url is no longer configured; the alert is kept as failed"
+                            .into(),
+                    ),
                 };
             }
             if entry.kind == TOOL_CALL {
