@@ -14,6 +14,7 @@ pub mod health;
 pub mod inference;
 pub mod logging;
 pub mod mcp;
+pub mod memory;
 pub mod openai;
 pub mod power;
 pub mod queue;

@@ -207,6 +207,14 @@ fn analytics_streams_are_checked_where_they_are_written() {
 }
 
 #[test]
+fn the_http_buffers_must_hold_one_request() {
+    assert_eq!(
+        problem("[gateway]\nmax_body_bytes = 4096\n[memory]\nhttp_buffers_kb = 2\n"),
+        "edge.toml:4:19: memory.http_buffers_kb: 2 KiB cannot hold one request of gateway.max_body_bytes (4096 bytes)"
+    );
+}
+
+#[test]
 fn syntax_errors_have_a_position() {
     let message = problem("[gateway]\nmax_connections = = 3\n");
     assert!(message.starts_with("edge.toml:2:19: "), "{message}");
@@ -358,6 +366,28 @@ fn library_serves_what_the_builder_made() {
             .unwrap();
         assert_eq!(queue.status().await.unwrap().queued, 1);
         assert_eq!(queue.entry(&id).await.unwrap().unwrap().state, "queued");
+        // Memory limits through the library: set live, reported, and refused when too small.
+        use mcp_edge_gateway::memory::MemoryLimits;
+        let limits = MemoryLimits {
+            http_buffers_bytes: 2 << 20,
+            telemetry_buffer_bytes: 1 << 20,
+        };
+        handle.set_memory_limits(limits).unwrap();
+        let stats = handle.memory_stats();
+        assert_eq!(stats.http_buffers.limit_bytes, 2 << 20);
+        assert_eq!(stats.telemetry_buffer.limit_bytes, 1 << 20);
+        assert!(
+            stats.http_buffers.peak_bytes > 0,
+            "the /health answer was held"
+        );
+        let error = handle
+            .set_memory_limits(MemoryLimits {
+                http_buffers_bytes: 1000,
+                ..limits
+            })
+            .unwrap_err();
+        assert!(error.contains("gateway.max_body_bytes"), "{error}");
+        assert_eq!(handle.memory_stats().http_buffers.limit_bytes, 2 << 20);
         handle.shutdown();
         served.await.unwrap().unwrap();
     });

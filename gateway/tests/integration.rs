@@ -16,6 +16,7 @@ mod http;
 mod image_files;
 mod lifecycle;
 mod mcp;
+mod memory;
 mod oauth;
 mod offline;
 mod power;

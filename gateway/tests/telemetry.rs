@@ -1,5 +1,6 @@
 //! Telemetry export over real sockets: a collector on loopback that is down, then up; the
-//! snapshots taken during the outage arrive after it, decoded with the gateway's own decoder.
+//! snapshots taken during the outage arrive after it, decoded with the gateway's own decoder;
+//! with a small `memory.telemetry_buffer_kb` the oldest make room for the newest.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -157,3 +158,60 @@ fn snapshots_taken_during_an_outage_arrive_after_it() {
         .count();
     assert!(failures >= 2, "each failed attempt is logged");
 }
+
+#[test]
+fn the_telemetry_buffer_keeps_the_newest_snapshots_within_its_budget() {
+    let collector = Collector::start();
+    let daemon = Daemon::start(&format!(
+        "[telemetry]\nexport_interval_seconds = 1\nendpoints = [\"{}\"]\n[memory]\ntelemetry_buffer_kb = {}\n",
+        collector.url,
+        BUDGET / 1024
+    ));
+    // Down long enough for more snapshots than the budget holds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let stats = daemon.get("/v1/memory").json();
+        let buffer = &stats["telemetry_buffer"];
+        assert_eq!(buffer["limit_bytes"], BUDGET);
+        assert!(buffer["used_bytes"].as_u64().unwrap() <= BUDGET, "{stats}");
+        let refused = buffer["refused"].as_u64().unwrap();
+        if refused >= 2 {
+            break refused;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the budget never filled: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    collector.up.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while collector.batches().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived after the outage"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, _, first) = &collector.batches()[0];
+    assert!(
+        first.dropped >= refused,
+        "{} dropped, {refused} refused",
+        first.dropped
+    );
+    let seqs: Vec<u64> = first.snapshots.iter().map(|s| s.seq).collect();
+    assert!(!seqs.is_empty());
+    assert_eq!(
+        seqs,
+        (seqs[0]..seqs[0] + seqs.len() as u64).collect::<Vec<_>>(),
+        "the newest snapshots, in order"
+    );
+    assert_eq!(seqs[0], first.dropped + 1, "the oldest ones made room");
+    let held: usize = first.snapshots.iter().map(|s| s.openmetrics.len()).sum();
+    assert!(
+        held as u64 <= BUDGET,
+        "{held} bytes of snapshots in a {BUDGET}-byte budget"
+    );
+}
+
+const BUDGET: u64 = 16 * 1024;

@@ -39,6 +39,7 @@ pub struct Config {
     pub device: DeviceConfig,
     pub update: UpdateConfig,
     pub analytics: AnalyticsConfig,
+    pub memory: MemoryConfig,
     pub upstreams: Vec<UpstreamConfig>,
 }
 
@@ -481,6 +482,27 @@ impl Default for UpdateConfig {
     fn default() -> Self {
         Self {
             rauc: PathBuf::from("/usr/bin/rauc"),
+        }
+    }
+}
+
+/// `[memory]`: budgets of the subsystems whose memory depends on traffic ([`crate::memory`]);
+/// the model's is `models.max_memory_mb`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Request bodies being read or handled, and whole response bodies until they are sent,
+    /// all connections together.
+    pub http_buffers_kb: u64,
+    /// Metrics snapshots kept for telemetry collectors that cannot be reached.
+    pub telemetry_buffer_kb: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            http_buffers_kb: 16 * 1024,
+            telemetry_buffer_kb: 8 * 1024,
         }
     }
 }

@@ -376,6 +376,24 @@ pub(super) fn check(config: &Config) -> Result<(), Vec<Invalid>> {
         );
     }
 
+    let memory = &config.memory;
+    p.range("memory.http_buffers_kb", memory.http_buffers_kb, 1, 4 << 20);
+    if memory.http_buffers_kb.saturating_mul(1024) < g.max_body_bytes {
+        p.add(
+            "memory.http_buffers_kb",
+            format!(
+                "{} KiB cannot hold one request of gateway.max_body_bytes ({} bytes)",
+                memory.http_buffers_kb, g.max_body_bytes
+            ),
+        );
+    }
+    p.range(
+        "memory.telemetry_buffer_kb",
+        memory.telemetry_buffer_kb,
+        0,
+        4 << 20,
+    );
+
     let a = &config.analytics;
     p.range(
         "analytics.sample_interval_ms",

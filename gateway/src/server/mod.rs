@@ -40,6 +40,7 @@ use crate::device::SystemRoot;
 use crate::health::Health;
 use crate::inference::LocalModel;
 use crate::mcp::{self, builtin::DeviceContext, McpGateway};
+use crate::memory::{MemoryBudgets, MemoryLimits, MemoryStats, ModelMemory};
 use crate::power::Governor;
 use crate::queue::OfflineQueue;
 use crate::router::{policy_router, Completions, ToolHost};
@@ -146,6 +147,8 @@ struct Shared {
     /// Sensor stream analytics (with streams configured), and where its alerts go.
     analytics: Option<StreamProcessor>,
     alerts: Option<AlertSender>,
+    /// What HTTP bodies and telemetry snapshots may hold, and the model's budget.
+    memory: MemoryBudgets,
     /// `/mcp`; its token ends open SSE streams at shutdown so that the drain can finish.
     mcp_http: mcp::transport::HttpService,
     mcp_streams: CancellationToken,
@@ -245,6 +248,11 @@ impl Gateway {
             .clone();
         let models = config_snapshot(&config).models;
         let local = LocalModel::from_config(&models)?;
+        let memory = MemoryBudgets::new(
+            MemoryLimits::from_config(&config_snapshot(&config).memory),
+            model_memory(&models, local.as_ref()),
+            &metrics,
+        );
         let mcp = McpGateway::new(device, &upstreams, Arc::clone(&health), local.clone());
         let completions = completions(&models, local, &mcp, power.local_inference())?;
         health.set("models", true, models_summary(&completions));
@@ -263,6 +271,7 @@ impl Gateway {
             update,
             analytics,
             alerts,
+            memory,
             mcp_http,
             mcp_streams,
             started: Instant::now(),
@@ -316,6 +325,7 @@ impl Gateway {
             telemetry,
             Arc::clone(&shared.metrics),
             shared.power.pace(),
+            Arc::clone(&shared.memory.telemetry_buffer),
             background.clone(),
         ));
         tokio::spawn(Arc::clone(&shared.power).run(background.clone()));
@@ -468,6 +478,9 @@ impl GatewayHandle {
         let mut report = ReloadReport::between(&current, &new);
         let live = Arc::new(LiveSettings::from_config(&new));
         *self.shared.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+        self.shared
+            .memory
+            .set_limits(MemoryLimits::from_config(&new.memory));
         let tls_reloaded = self.reload_tls(&current.security, &new.security);
         let security = new.security.clone();
         // Keys that need a restart keep their running value until then.
@@ -519,9 +532,49 @@ impl GatewayHandle {
         }
     }
 
+    /// What each memory budget holds now, its limit and peak, and the process's resident
+    /// memory: the `GET /v1/memory` answer.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.shared.memory.stats()
+    }
+
+    /// New limits for the HTTP buffers and the telemetry buffer until the next restart or
+    /// reload; what is held stays held, and the limits apply to what is taken next. Refused
+    /// when the HTTP budget could not hold one request of `gateway.max_body_bytes`.
+    pub fn set_memory_limits(&self, limits: MemoryLimits) -> Result<(), String> {
+        let max_body = self.shared.live().max_body_bytes;
+        if limits.http_buffers_bytes < max_body {
+            return Err(format!(
+                "http_buffers_bytes {} cannot hold one request of gateway.max_body_bytes ({max_body} bytes)",
+                limits.http_buffers_bytes
+            ));
+        }
+        self.shared.memory.set_limits(limits);
+        info!(
+            http_buffers_bytes = limits.http_buffers_bytes,
+            telemetry_buffer_bytes = limits.telemetry_buffer_bytes,
+            "memory limits set"
+        );
+        Ok(())
+    }
+
     /// Counts a reload that was refused because the new file is invalid.
     pub fn reload_rejected(&self) {
         self.shared.metrics.reload(false);
+    }
+}
+
+/// The model's budget and what the loaded model holds against it.
+fn model_memory(models: &crate::config::ModelsConfig, local: Option<&LocalModel>) -> ModelMemory {
+    let estimate = local.map(|model| model.info().memory);
+    let field =
+        |pick: fn(&crate::inference::MemoryEstimate) -> u64| estimate.as_ref().map_or(0, pick);
+    ModelMemory {
+        limit_bytes: u64::from(models.max_memory_mb) * 1024 * 1024,
+        used_bytes: field(|m| m.weights_bytes + m.kv_cache_bytes + m.working_bytes),
+        weights_bytes: field(|m| m.weights_bytes),
+        kv_cache_bytes: field(|m| m.kv_cache_bytes),
+        working_bytes: field(|m| m.working_bytes),
     }
 }
 

@@ -28,6 +28,7 @@ impl ReloadReport {
                 og.allowed_hosts != ng.allowed_hosts,
             ),
             ("telemetry.enabled", ot.enabled != nt.enabled),
+            ("memory", old.memory != new.memory),
             (
                 "security.clients",
                 old.security.clients != new.security.clients,
@@ -88,6 +89,7 @@ pub(super) fn apply_live(current: &Config, new: Config) -> Config {
     effective.gateway.allowed_hosts = new.gateway.allowed_hosts;
     effective.telemetry.enabled = new.telemetry.enabled;
     effective.security.clients = new.security.clients;
+    effective.memory = new.memory;
     effective
 }
 

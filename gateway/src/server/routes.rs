@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 
 use super::response::{json_response, with_type, ApiError, Body};
 use super::{attestation, auth, power, queue, update, v1, LiveSettings, Shared};
+use crate::memory::{Budget, Reservation};
 use crate::telemetry;
 
 /// The routes the gateway knows, as they appear in metric labels.
@@ -29,6 +31,7 @@ enum Route {
     Attestation,
     Power,
     Update,
+    Memory,
     ResourceMetadata,
     Unknown,
 }
@@ -47,6 +50,7 @@ impl Route {
             "/v1/attestation" => Route::Attestation,
             "/v1/power" => Route::Power,
             "/v1/update" => Route::Update,
+            "/v1/memory" => Route::Memory,
             p if p.starts_with("/.well-known/oauth-protected-resource") => Route::ResourceMetadata,
             p if entry_id(p).is_some() => Route::QueueEntry,
             _ => Route::Unknown,
@@ -59,7 +63,7 @@ impl Route {
             Route::Power if method == Method::PUT => Some("admin"),
             Route::Power => Some("power"),
             Route::Health | Route::ResourceMetadata | Route::Unknown => None,
-            Route::Metrics => Some("metrics"),
+            Route::Metrics | Route::Memory => Some("metrics"),
             Route::Mcp => Some("mcp"),
             Route::ChatCompletions | Route::McpCompletions | Route::Models => Some("completions"),
             Route::QueueStatus | Route::QueueEntry => Some("queue"),
@@ -72,7 +76,7 @@ impl Route {
     /// scrapes and power readings are not.
     fn is_work(self, method: &Method) -> bool {
         match self {
-            Route::Health | Route::Metrics | Route::ResourceMetadata => false,
+            Route::Health | Route::Metrics | Route::Memory | Route::ResourceMetadata => false,
             Route::Power => method == Method::PUT,
             _ => true,
         }
@@ -92,6 +96,7 @@ impl Route {
             Route::Attestation => "/v1/attestation",
             Route::Power => "/v1/power",
             Route::Update => "/v1/update",
+            Route::Memory => "/v1/memory",
             Route::ResourceMetadata => "/.well-known/oauth-protected-resource",
             Route::Unknown => "other",
         }
@@ -108,6 +113,7 @@ pub(super) async fn serve(
     let route = Route::of(request.uri().path());
     let method = method_label(request.method());
     let response = respond(&shared, &live, route, request, started).await;
+    let response = hold_while_sent(&shared.memory.http_buffers, response);
     shared.metrics.observe_request(
         route.label(),
         method,
@@ -157,9 +163,15 @@ async fn respond(
     // The body is read in full before routing, so every route gets the same size limit and the
     // connection stays usable for the next request whatever the answer. The deadline bounds
     // reading it, and a completion up to its first token (all of it when not streamed).
-    let read = read_body(body, &parts.headers, live.max_body_bytes);
+    let read = read_body(
+        body,
+        &parts.headers,
+        live.max_body_bytes,
+        &shared.memory.http_buffers,
+    );
     match tokio::time::timeout_at(deadline, read).await {
-        Ok(Ok(body)) => match (route, &parts.method) {
+        // The body's memory is held until the answer is ready.
+        Ok(Ok((body, _held))) => match (route, &parts.method) {
             (Route::ChatCompletions, &Method::POST) => {
                 v1::chat_completions(shared, &body, deadline).await
             }
@@ -178,6 +190,9 @@ async fn respond(
             (Route::Power, &Method::GET) => power::status(&shared.power),
             (Route::Power, &Method::PUT) => power::set(&shared.power, &body),
             (Route::Update, &Method::GET) => update::status(&shared.update).await,
+            (Route::Memory, &Method::GET) => {
+                json_response(StatusCode::OK, &json!(shared.memory.stats()))
+            }
             _ => route_request(shared, live, route, &parts.method, parts.uri.path()),
         },
         Ok(Err(e)) => e.into_response(),
@@ -231,9 +246,14 @@ fn route_request(
         (Route::Health | Route::Metrics | Route::Models | Route::ResourceMetadata, _) => {
             not_allowed(method, "GET, HEAD")
         }
-        (Route::QueueStatus | Route::QueueEntry | Route::Attestation | Route::Update, _) => {
-            not_allowed(method, "GET")
-        }
+        (
+            Route::QueueStatus
+            | Route::QueueEntry
+            | Route::Attestation
+            | Route::Update
+            | Route::Memory,
+            _,
+        ) => not_allowed(method, "GET"),
         (Route::Power, _) => not_allowed(method, "GET, PUT"),
         (Route::ChatCompletions | Route::McpCompletions | Route::QueueSync, _) => {
             not_allowed(method, "POST")
@@ -241,7 +261,7 @@ fn route_request(
         (Route::Mcp, _) | (Route::Unknown, _) => not_found(
             "no such route; the gateway serves /mcp, /v1/chat/completions, /v1/mcp/completions, \
              /v1/models, /v1/queue/status, /v1/queue/sync, /v1/queue/{id}, /v1/attestation, \
-             /v1/power, /v1/update, /health and /metrics",
+             /v1/power, /v1/update, /v1/memory, /health and /metrics",
         ),
     }
 }
@@ -257,13 +277,14 @@ async fn mcp(
     deadline: tokio::time::Instant,
 ) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let body = match tokio::time::timeout_at(
-        deadline,
-        read_body(body, &parts.headers, live.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(body)) => body,
+    let read = read_body(
+        body,
+        &parts.headers,
+        live.max_body_bytes,
+        &shared.memory.http_buffers,
+    );
+    let (body, _held) = match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(read)) => read,
         Ok(Err(e)) => return e.into_response(),
         Err(_) => return request_timeout(live),
     };
@@ -309,21 +330,105 @@ fn health(shared: &Shared) -> Response<Body> {
     json_response(status, &body)
 }
 
-/// Reads the whole body, refusing with 413 as soon as it is known to exceed `max`.
-async fn read_body(body: Incoming, headers: &http::HeaderMap, max: u64) -> Result<Bytes, ApiError> {
+/// Reads the whole body, refusing with 413 as soon as it is known to exceed `max`, and with 503
+/// when the HTTP buffers' memory budget cannot hold it (a declared length is taken from the
+/// budget before any byte is read; a chunked body takes its share as it arrives).
+async fn read_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    max: u64,
+    budget: &Arc<Budget>,
+) -> Result<(Bytes, Reservation), ApiError> {
     if let Some(error) = declared_too_large(headers, max) {
         return Err(error);
     }
+    let declared = declared_length(headers).unwrap_or(0);
+    let mut held = budget
+        .reserve(declared)
+        .ok_or_else(|| memory_exhausted(budget, "this request's body"))?;
+    let mut reserved = declared;
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(max)),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            format!("the request body could not be read: {e}"),
-        )),
+    let mut body = Limited::new(body, limit);
+    let mut bytes = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max)),
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    format!("the request body could not be read: {e}"),
+                ))
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let needed = (bytes.len() + data.len()) as u64;
+        if needed > reserved {
+            if !held.grow(needed - reserved) {
+                return Err(memory_exhausted(budget, "this request's body"));
+            }
+            reserved = needed;
+        }
+        bytes.extend_from_slice(&data);
     }
+    Ok((Bytes::from(bytes), held))
+}
+
+/// A response whose whole body is in memory keeps its size taken from the HTTP buffers'
+/// budget until it has been sent (or the connection is gone); one that does not fit is
+/// replaced by a 503. Streamed bodies (SSE) are produced as the socket takes them and are not
+/// held.
+fn hold_while_sent(budget: &Arc<Budget>, response: Response<Body>) -> Response<Body> {
+    let size = match response.body().size_hint().exact() {
+        Some(size) if size > 0 => size,
+        _ => return response,
+    };
+    match budget.reserve(size) {
+        Some(held) => response.map(|body| HeldBody { body, _held: held }.boxed()),
+        None => memory_exhausted(budget, &format!("this answer ({size} bytes)")).into_response(),
+    }
+}
+
+/// A response body and the budget it holds, given back when hyper drops the body: sent, or
+/// the connection gone. Frames and size pass through (the length stays known).
+struct HeldBody {
+    body: Body,
+    _held: Reservation,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// 503 for `what` that the HTTP buffers' budget cannot take now.
+fn memory_exhausted(budget: &Budget, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "memory_budget_exhausted",
+        format!(
+            "{what} does not fit in the memory budget for HTTP buffers now (memory.http_buffers_kb = {} KiB, shared by all requests in flight); try again shortly",
+            budget.limit() / 1024
+        ),
+    )
 }
 
 fn too_large(max: u64) -> ApiError {
@@ -336,13 +441,18 @@ fn too_large(max: u64) -> ApiError {
 
 /// 413 when `Content-Length` already says the body is over the limit.
 fn declared_too_large(headers: &http::HeaderMap, max: u64) -> Option<ApiError> {
-    let declared = headers
+    let declared = declared_length(headers)?;
+    (declared > max).then(|| too_large(max))
+}
+
+/// The body's length as `Content-Length` gives it.
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)?
         .to_str()
         .ok()?
         .parse::<u64>()
-        .ok()?;
-    (declared > max).then(|| too_large(max))
+        .ok()
 }
 
 fn method_label(method: &Method) -> &'static str {

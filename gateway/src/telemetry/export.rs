@@ -16,6 +16,7 @@ use tracing::{debug, warn};
 use super::Metrics;
 use crate::compression::{zstd_decode, zstd_encode};
 use crate::config::{Compression, TelemetryConfig};
+use crate::memory::{Budget, Reservation};
 use crate::power::Pace;
 
 /// `Content-Type` of a batch.
@@ -84,11 +85,43 @@ pub fn encode(batch: &Batch, compression: Compression) -> Result<(Vec<u8>, &'sta
 /// One collector and what waits for it.
 struct Endpoint {
     url: String,
-    pending: VecDeque<Snapshot>,
+    pending: VecDeque<Held>,
     dropped: u64,
     failures: u32,
     /// Ticks to skip before the next attempt.
     wait_ticks: u64,
+}
+
+/// A snapshot waiting for one collector, and its share of `memory.telemetry_buffer_kb`.
+struct Held {
+    snapshot: Snapshot,
+    _memory: Reservation,
+}
+
+impl Endpoint {
+    /// Keeps `snapshot` for this collector: the oldest ones make room when the count or the
+    /// memory budget is at its limit, and a snapshot the budget cannot hold even alone is
+    /// dropped itself. Each one dropped is counted in the batch's `dropped`.
+    fn keep(&mut self, snapshot: Snapshot, budget: &Arc<Budget>) {
+        if self.pending.len() == MAX_BUFFERED {
+            self.pending.pop_front();
+            self.dropped += 1;
+        }
+        let size = snapshot.openmetrics.len() as u64;
+        loop {
+            if let Some(memory) = budget.reserve(size) {
+                self.pending.push_back(Held {
+                    snapshot,
+                    _memory: memory,
+                });
+                return;
+            }
+            self.dropped += 1;
+            if self.pending.pop_front().is_none() {
+                return;
+            }
+        }
+    }
 }
 
 /// Runs the export loop until `stop`; does nothing without endpoints. A snapshot is taken
@@ -97,6 +130,7 @@ pub async fn run(
     config: TelemetryConfig,
     metrics: Arc<Metrics>,
     pace: Arc<Pace>,
+    budget: Arc<Budget>,
     stop: CancellationToken,
 ) {
     if config.endpoints.is_empty() {
@@ -135,11 +169,7 @@ pub async fn run(
             openmetrics: metrics.encode(),
         };
         for endpoint in &mut endpoints {
-            if endpoint.pending.len() == MAX_BUFFERED {
-                endpoint.pending.pop_front();
-                endpoint.dropped += 1;
-            }
-            endpoint.pending.push_back(snapshot.clone());
+            endpoint.keep(snapshot.clone(), &budget);
             if endpoint.wait_ticks > 0 {
                 endpoint.wait_ticks -= 1;
                 continue;
@@ -159,7 +189,11 @@ async fn send(
         format: FORMAT.into(),
         gateway_version: crate::version().into(),
         dropped: endpoint.dropped,
-        snapshots: endpoint.pending.iter().cloned().collect(),
+        snapshots: endpoint
+            .pending
+            .iter()
+            .map(|held| held.snapshot.clone())
+            .collect(),
     };
     let (body, encoding) = match encode(&batch, compression) {
         Ok(encoded) => encoded,

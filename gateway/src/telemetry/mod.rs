@@ -89,6 +89,40 @@ fn upstream_labels(name: &str) -> UpstreamLabels {
     }
 }
 
+/// A memory budget's name (`model`, `http_buffers`, `telemetry_buffer`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    budget: &'static str,
+}
+
+/// The memory budgets.
+#[derive(Debug, Default)]
+struct MemoryMetrics {
+    limit: Family<BudgetLabels, Gauge>,
+    used: Family<BudgetLabels, Gauge>,
+    refused: Family<BudgetLabels, Counter>,
+}
+
+impl MemoryMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "memory_limit_bytes",
+            "Budget of a subsystem's memory",
+            self.limit.clone(),
+        );
+        registry.register(
+            "memory_used_bytes",
+            "Memory a subsystem holds now against its budget",
+            self.used.clone(),
+        );
+        registry.register(
+            "memory_refused",
+            "Takes refused for want of budget: HTTP requests and responses, telemetry snapshots",
+            self.refused.clone(),
+        );
+    }
+}
+
 /// A sensor stream's configured name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StreamLabels {
@@ -215,6 +249,7 @@ pub struct Metrics {
     upstream_disconnects: Family<UpstreamLabels, Counter>,
     power: PowerMetrics,
     sensors: SensorMetrics,
+    memory: MemoryMetrics,
 }
 
 impl Default for Metrics {
@@ -330,6 +365,8 @@ impl Metrics {
         power.register(&mut registry);
         let sensors = SensorMetrics::default();
         sensors.register(&mut registry);
+        let memory = MemoryMetrics::default();
+        memory.register(&mut registry);
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -358,7 +395,19 @@ impl Metrics {
             upstream_disconnects,
             power,
             sensors,
+            memory,
         }
+    }
+
+    /// The gauges and counter of memory budget `budget` (`limit`, `used`, `refused`), each
+    /// listed from now on; the budget updates them itself (atomic stores, no lookup).
+    pub fn memory_budget(&self, budget: &'static str) -> (Gauge, Gauge, Counter) {
+        let labels = BudgetLabels { budget };
+        (
+            self.memory.limit.get_or_create(&labels).clone(),
+            self.memory.used.get_or_create(&labels).clone(),
+            self.memory.refused.get_or_create(&labels).clone(),
+        )
     }
 
     /// A sensor stream's reading and its score (`None` while warming up).
