@@ -112,9 +112,36 @@ def queue_entries():
     write("queue_entry", "lz4", b"\x00" + struct.pack("<I", len(payload)) + lz4_literals(payload))
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def request_heads():
+    # Two bytes of key-set length (little-endian), the key set, then the head as text.
+    jwks = json.dumps({"keys": [
+        {"kty": "EC", "crv": "P-256", "kid": "k1", "x": b64url(bytes(range(32))),
+         "y": b64url(bytes(range(32, 64)))},
+        {"kty": "RSA", "kid": "r1", "n": b64url(bytes([0xC1]) + bytes(255)), "e": "AQAB"},
+    ]}).encode()
+    jwt = ".".join([b64url(json.dumps({"alg": "ES256", "kid": "k1", "typ": "JWT"}).encode()),
+                    b64url(json.dumps({"iss": "https://auth.example", "aud": "https://device.example/mcp",
+                                       "exp": 4102444800, "scope": "mcp", "client_id": "fleet"}).encode()),
+                    b64url(bytes(64))])
+
+    def head(name, keys, lines):
+        write("http_request_head", name, struct.pack("<H", len(keys)) + keys + "\n".join(lines).encode())
+
+    head("static_client", b"", ["POST /mcp", "host: localhost:8080", "authorization: Bearer fuzz-token",
+                                "content-length: 120", "origin: http://localhost:8080"])
+    head("oauth_jwt", jwks, ["GET /metrics", "host: [::1]:8080", f"authorization: Bearer {jwt}"])
+    head("refused", b"", ["PUT /v1/power", "host: evil.example", "authorization: bearer nope",
+                          "content-length: 99999999999"])
+
+
 if __name__ == "__main__":
     mcp_messages()
     config_files()
     firmware_log()
     evidence()
     queue_entries()
+    request_heads()

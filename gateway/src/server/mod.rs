@@ -3,6 +3,8 @@
 
 mod attestation;
 mod auth;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod host;
 mod oauth;
 mod power;

@@ -18,7 +18,7 @@ use crate::telemetry;
 
 /// The routes the gateway knows, as they appear in metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(super) enum Route {
     Health,
     Metrics,
     Mcp,
@@ -37,7 +37,7 @@ enum Route {
 }
 
 impl Route {
-    fn of(path: &str) -> Self {
+    pub(super) fn of(path: &str) -> Self {
         match path {
             "/health" => Route::Health,
             "/metrics" => Route::Metrics,
@@ -58,7 +58,7 @@ impl Route {
     }
 
     /// The scope a client needs for this route (`None`: open to anyone who reaches it).
-    fn scope(self, method: &Method) -> auth::Scope {
+    pub(super) fn scope(self, method: &Method) -> auth::Scope {
         match self {
             Route::Power if method == Method::PUT => Some("admin"),
             Route::Power => Some("power"),
@@ -440,7 +440,7 @@ fn too_large(max: u64) -> ApiError {
 }
 
 /// 413 when `Content-Length` already says the body is over the limit.
-fn declared_too_large(headers: &http::HeaderMap, max: u64) -> Option<ApiError> {
+pub(super) fn declared_too_large(headers: &http::HeaderMap, max: u64) -> Option<ApiError> {
     let declared = declared_length(headers)?;
     (declared > max).then(|| too_large(max))
 }
