@@ -91,6 +91,10 @@ impl Budget {
     }
 
     fn take(&self, bytes: u64) -> bool {
+        // Nothing taken always fits, even while a lowered limit is still exceeded.
+        if bytes == 0 {
+            return true;
+        }
         let limit = self.limit.load(Ordering::Acquire);
         let taken = self
             .used
@@ -288,6 +292,10 @@ mod tests {
         let held = budget.reserve(80).unwrap();
         budget.set_limit(50);
         assert!(budget.reserve(1).is_none());
+        assert!(
+            budget.reserve(0).is_some(),
+            "a request without a body still fits"
+        );
         drop(held);
         assert!(budget.reserve(50).is_some());
         assert!(budget.reserve(51).is_none());
