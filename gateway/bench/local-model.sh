@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Local model speed: the gateway's inference engine (candle) against llama.cpp on the same GGUF
-# file, the same prompt (same token ids, checked), greedy decoding of the same number of tokens
-# and the same thread count, alternating, each run a fresh process. Three engines:
-#   candle        as the gateway runs it by default (models.requantize = auto)
-#   candle-as-is  weights run as stored (models.requantize = none)
-#   llama.cpp     llama-cpp-python, built from source for this CPU (the baseline)
+# Local model speed: the gateway's inference engine against llama.cpp on the same GGUF file, the
+# same prompt (same token ids, checked), greedy decoding of the same number of tokens and the
+# same thread count, alternating, each run a fresh process. Four engines:
+#   kernels           as the gateway runs it: mcp-edge-kernels, the kernel picked for this CPU
+#   kernels-portable  the same with MCP_EDGE_KERNEL=portable (what a CPU without AVX2 runs)
+#   candle            MCP_EDGE_KERNEL=candle: candle's quantized_llama, as before the kernels
+#                     (models.requantize = auto: Q4_1 converted to Q8_0)
+#   llama.cpp         llama-cpp-python, built from source for this CPU (the baseline)
+# Reports medians of decode tokens/s, time to first token, prompt tokens/s and peak RSS, and
+# the ratios to llama.cpp.
+#
+#   bash gateway/bench/local-model.sh [ROUNDS] [THREADS] [TOKENS] [MODEL]
+# RUSTFLAGS (for example "-C target-cpu=x86-64-v3") builds the gateway side for a CPU level;
+# it then uses its own target directory.
+source for this CPU (the baseline)
 # Reports medians of decode tokens/s, time to first token, prompt tokens/s and peak RSS, and
 # the ratios to llama.cpp.
 #
@@ -27,9 +36,9 @@ fi
 
 target_dir="$repo_root/target"
 [ -n "${RUSTFLAGS:-}" ] && target_dir="$repo_root/target/bench-$(echo "$RUSTFLAGS" | tr -c 'a-z0-9' '-')"
-step "building the candle side (RUSTFLAGS=${RUSTFLAGS:-none})"
+step "building the gateway side (RUSTFLAGS=${RUSTFLAGS:-none})"
 CARGO_TARGET_DIR="$target_dir" cargo build --release --locked --example local_generate >&2
-candle="$target_dir/release/examples/local_generate"
+generate="$target_dir/release/examples/local_generate"
 python=$(bash "$repo_root/gateway/bench/llama-cpp-setup.sh")
 
 declare -A decode ttft prefill rss
@@ -40,23 +49,25 @@ record() { # ENGINE JSON
     rss[$1]+=" $(jq -r .peak_rss_mib <<<"$2")"
 }
 for round in $(seq "$rounds"); do
-    a=$(REQUANTIZE=auto "$candle" "$model" "$threads" "$tokens")
-    b=$(REQUANTIZE=none "$candle" "$model" "$threads" "$tokens")
-    c=$("$python" "$repo_root/gateway/bench/llama_cpp_decode.py" "$model" "$threads" "$tokens")
-    [ "$(jq -c .prompt_token_ids <<<"$a")" = "$(jq -c .prompt_token_ids <<<"$c")" ] ||
-        die "the engines tokenized the prompt differently: $(jq -c .prompt_token_ids <<<"$a") vs $(jq -c .prompt_token_ids <<<"$c")"
-    record candle "$a"
-    record candle-as-is "$b"
-    record llama.cpp "$c"
+    a=$("$generate" "$model" "$threads" "$tokens")
+    b=$(MCP_EDGE_KERNEL=portable "$generate" "$model" "$threads" "$tokens")
+    c=$(MCP_EDGE_KERNEL=candle "$generate" "$model" "$threads" "$tokens")
+    d=$("$python" "$repo_root/gateway/bench/llama_cpp_decode.py" "$model" "$threads" "$tokens")
+    [ "$(jq -c .prompt_token_ids <<<"$a")" = "$(jq -c .prompt_token_ids <<<"$d")" ] ||
+        die "the engines tokenized the prompt differently: $(jq -c .prompt_token_ids <<<"$a") vs $(jq -c .prompt_token_ids <<<"$d")"
+    record kernels "$a"
+    record kernels-portable "$b"
+    record candle "$c"
+    record llama.cpp "$d"
     echo "round $round done" >&2
 done
 
 base_decode=$(median ${decode[llama.cpp]})
 base_ttft=$(median ${ttft[llama.cpp]})
 echo "model $(basename "$model"), $threads threads, $tokens tokens greedy, $rounds rounds, RUSTFLAGS=${RUSTFLAGS:-none}"
-echo "prompt: $(jq -r .prompt_tokens <<<"$c") tokens; candle runs the weights as: $(jq -r .quantization <<<"$a")"
+echo "prompt: $(jq -r .prompt_tokens <<<"$d") tokens; weights run as: kernels $(jq -r .quantization <<<"$a"), candle $(jq -r .quantization <<<"$c")"
 printf '| engine | decode tok/s | vs llama.cpp | time to first token ms | prompt tok/s | peak RSS MiB |\n|---|---|---|---|---|---|\n'
-for engine in candle candle-as-is llama.cpp; do
+for engine in kernels kernels-portable candle llama.cpp; do
     d=$(median ${decode[$engine]})
     printf '| %s | %.1f | %.2fx | %.0f | %.0f | %.0f |\n' "$engine" "$d" \
         "$(awk -v a="$d" -v b="$base_decode" 'BEGIN { print a / b }')" \

@@ -1,5 +1,6 @@
-//! One greedy generation on the local model, timed: the candle side of
-//! `gateway/bench/local-model.sh`. Prints one JSON line.
+//! One greedy generation on the local model, timed: the gateway side of
+//! `gateway/bench/local-model.sh`, on the gateway's defaults (`MCP_EDGE_KERNEL` picks the
+//! engine, as in the gateway). Prints one JSON line.
 //!
 //! cargo run --release --example local_generate -- MODEL.gguf [THREADS] [TOKENS] [PROMPT]
 
@@ -32,10 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokenizer_path: None,
         max_memory_mb: 4096,
         context_length: 2048,
-        requantize: match std::env::var("REQUANTIZE").as_deref() {
-            Ok("none") => Requantize::None,
-            _ => Requantize::Auto,
-        },
+        requantize: Requantize::Auto,
     };
     let model = LocalModel::load(&options, 1)?;
     let load_ms = started.elapsed().as_millis();

@@ -637,7 +637,7 @@ async fn mcp_clients_reach_the_local_model_through_generate_and_a_prompt() {
     let detail = health["subsystems"]["models"]["detail"].as_str().unwrap();
     assert_eq!(
         detail,
-        "local model SmolLM2-135M-Instruct.Q4_1 (q4_1, run as q8_0); no cloud endpoint"
+        "local model SmolLM2-135M-Instruct.Q4_1 (q4_1); no cloud endpoint"
     );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let transport = StreamableHttpClientTransport::from_uri(format!("http://{}/mcp", daemon.addr));

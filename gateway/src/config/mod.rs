@@ -153,12 +153,13 @@ impl Default for ModelsConfig {
     }
 }
 
-/// `models.requantize`.
+/// `models.requantize`: whether weights candle has no SIMD kernel for are converted to Q8_0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Requantize {
-    /// Convert when the result fits `max_memory_mb`: about 3x faster decoding for ~1.6x the
-    /// weight memory.
+    /// Convert when the model runs on candle and the result fits `max_memory_mb`: about 3x
+    /// faster decoding there for ~1.6x the weight memory. Files the gateway's own kernels run
+    /// stay as stored.
     Auto,
     /// Always convert (refused at load when it does not fit).
     Q8_0,

@@ -2,6 +2,7 @@
 //! sampling, stop sequences, streaming, a memory budget and a bounded request queue.
 //!
 //! - `request`, `load`: what callers hand in and get back; plain data, in every build.
+//! - `llama`: GGUF llama models on the quantized kernels of `mcp-edge-kernels`.
 //! - `model`: reading a model file, its memory estimate, its tokenizer and template.
 //! - `engine`: the model thread, its queue, prompt caching and the generation loop.
 //! - `sampling`, `stop`, `template`, `tokenizer`: one concern each.
@@ -13,6 +14,8 @@ mod request;
 
 #[cfg(feature = "local-model")]
 mod engine;
+#[cfg(feature = "local-model")]
+mod llama;
 #[cfg(feature = "local-model")]
 mod model;
 #[cfg(feature = "local-model")]

@@ -2,12 +2,14 @@
 //! `models.max_memory_mb` before any weight is read), its tokenizer and chat template.
 
 use std::fs::File;
+use std::io::{Read, Seek};
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use tokenizers::Tokenizer;
 
+use super::llama;
 use super::load::{LoadError, LoadOptions, MemoryEstimate, ModelInfo};
 use super::safetensors::{self, Checkpoint};
 use super::template::ChatTemplate;
@@ -37,11 +39,15 @@ impl std::fmt::Debug for Loaded {
 }
 
 /// Weight formats candle has no SIMD kernel for, on any CPU: generic code runs them about
-/// three times slower than Q8_0 (docs/BENCHMARKS.md).
+/// three times slower than Q8_0 (docs/BENCHMARKS.md). Matters only for the files that run on
+/// candle: [`llama`] runs Q4_0 and Q4_1 at full speed.
 const SLOW_FORMATS: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
 
 /// The weights and KV cache of a loaded model, whichever format it came in.
 pub enum Weights {
+    /// A GGUF llama on the kernels here.
+    Quantized(Box<mcp_edge_kernels::Llama>),
+    /// Any other GGUF llama, on candle.
     Gguf(Box<ModelWeights>),
     Safetensors(Box<Checkpoint>),
 }
@@ -51,6 +57,13 @@ impl Weights {
     /// last one.
     pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> candle_core::Result<Tensor> {
         match self {
+            Weights::Quantized(model) => {
+                let logits = model
+                    .forward(tokens, index_pos)
+                    .map_err(candle_core::Error::Msg)?;
+                let vocabulary = logits.len();
+                Tensor::from_vec(logits, (1, vocabulary), &Device::Cpu)
+            }
             Weights::Gguf(model) => {
                 let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
                 model.forward(&input, index_pos)
@@ -61,6 +74,10 @@ impl Weights {
 
     pub fn clear_kv_cache(&mut self) -> candle_core::Result<()> {
         match self {
+            Weights::Quantized(model) => {
+                model.clear_kv_cache();
+                Ok(())
+            }
             Weights::Gguf(model) => {
                 model.clear_kv_cache();
                 Ok(())
@@ -175,8 +192,20 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
         .context_length
         .min(shape.trained_context)
         .min(MAX_SEQ_LEN);
-    let as_stored = estimate(&content, &shape, context_length, None);
-    let requantized = estimate(&content, &shape, context_length, Some(GgmlDType::Q8_0));
+    let unsupported = if std::env::var("MCP_EDGE_KERNEL").as_deref() == Ok("candle") {
+        Some("MCP_EDGE_KERNEL=candle".to_string())
+    } else {
+        llama::unsupported(&content)
+    };
+    let native = unsupported.is_none();
+    let as_stored = estimate(&content, &shape, context_length, None, native);
+    let requantized = estimate(
+        &content,
+        &shape,
+        context_length,
+        Some(GgmlDType::Q8_0),
+        native,
+    );
     let fits = |m: &MemoryEstimate| m.total_mb() <= u64::from(options.max_memory_mb);
     let slow = content
         .tensor_infos
@@ -185,9 +214,9 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
     let to_q8_0 = match options.requantize {
         Requantize::None => false,
         Requantize::Q8_0 => slow,
-        Requantize::Auto => slow && fits(&requantized),
+        Requantize::Auto => !native && slow && fits(&requantized),
     };
-    if options.requantize == Requantize::Auto && slow && !to_q8_0 {
+    if options.requantize == Requantize::Auto && !native && slow && !to_q8_0 {
         tracing::info!(
             needed_mb = requantized.total_mb(),
             "not converting the weights to q8_0 for speed: that would exceed models.max_memory_mb"
@@ -217,12 +246,18 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
     }
 
     let stored = dominant_dtype(&content);
+    match &unsupported {
+        None => {
+            tracing::info!(kernel = ?mcp_edge_kernels::kernel(), "running the model on the quantized kernels")
+        }
+        Some(reason) => tracing::info!(%reason, "running the model on candle"),
+    }
     let weights = if to_q8_0 {
         let (content, mut converted) =
             requantized_gguf(&content, &mut file).map_err(format_error)?;
-        ModelWeights::from_gguf(content, &mut converted, &Device::Cpu)
+        gguf_weights(content, &mut converted, native)
     } else {
-        ModelWeights::from_gguf(content, &mut file, &Device::Cpu)
+        gguf_weights(content, &mut file, native)
     }
     .map_err(format_error)?;
     let quantization = if to_q8_0 {
@@ -231,7 +266,7 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
         stored
     };
     Ok(Loaded {
-        weights: Weights::Gguf(Box::new(weights)),
+        weights,
         tokenizer,
         end_ids,
         info: ModelInfo {
@@ -245,6 +280,22 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
             tokenizer: tokenizer_source,
         },
         template,
+    })
+}
+
+fn gguf_weights<R: Read + Seek>(
+    content: gguf_file::Content,
+    reader: &mut R,
+    native: bool,
+) -> candle_core::Result<Weights> {
+    Ok(if native {
+        Weights::Quantized(Box::new(llama::load(&content, reader)?))
+    } else {
+        Weights::Gguf(Box::new(ModelWeights::from_gguf(
+            content,
+            reader,
+            &Device::Cpu,
+        )?))
     })
 }
 
@@ -287,12 +338,15 @@ impl Shape {
     }
 }
 
-/// What the model will need; `requantize_to` counts the slow formats as that format.
+/// What the model will need; `requantize_to` counts the slow formats as that format, `native`
+/// says it runs on [`llama`] (blocks with f32 scales, no f32 copy of the token embedding)
+/// rather than on candle.
 fn estimate(
     content: &gguf_file::Content,
     shape: &Shape,
     context_length: usize,
     requantize_to: Option<GgmlDType>,
+    native: bool,
 ) -> MemoryEstimate {
     let quantized: u64 = content
         .tensor_infos
@@ -303,10 +357,19 @@ fn estimate(
                 _ => t.ggml_dtype,
             };
             let elements = t.shape.elem_count() as u64;
-            elements / dtype.block_size() as u64 * dtype.type_size() as u64
+            match llama::blocks_of(dtype) {
+                Some(blocks) if native => {
+                    elements / mcp_edge_kernels::BLOCK as u64 * blocks.loaded_bytes() as u64
+                }
+                _ => elements / dtype.block_size() as u64 * dtype.type_size() as u64,
+            }
         })
         .sum();
-    let embedding_f32 = shape.vocabulary * shape.embedding * 4;
+    let embedding_f32 = if native {
+        0
+    } else {
+        shape.vocabulary * shape.embedding * 4
+    };
     let context = context_length as u64;
     let head_dim = shape.embedding / shape.heads;
     let kv_cache_bytes = shape.layers * 2 * context * shape.kv_heads * head_dim * 4;

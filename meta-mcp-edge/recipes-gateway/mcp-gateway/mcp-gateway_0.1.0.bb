@@ -38,9 +38,9 @@ require ${BPN}-crates.inc
 
 inherit externalsrc cargo cargo-update-recipe-crates pkgconfig systemd useradd
 
-# The workspace also holds the portable core (core/, a path dependency the gateway builds
-# with) and a test-only crate: build the gateway's package alone, with the workspace's lock
-# file.
+# The workspace also holds the portable core and the model kernels (core/, kernels/: path
+# dependencies the gateway builds with) and a test-only crate: build the gateway's package
+# alone, with the workspace's lock file.
 CARGO_SRC_DIR = "gateway"
 CARGO_LOCK_PATH = "${S}/Cargo.lock"
 
