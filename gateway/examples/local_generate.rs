@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Event::Done(outcome) => {
                 let ttft = outcome.time_to_first_token_ms;
                 let line = serde_json::json!({
-                    "engine": "candle",
+                    "engine": "mcp-gateway",
                     "quantization": model.info().quantization,
                     "threads": threads,
                     "load_ms": load_ms,

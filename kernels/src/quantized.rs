@@ -321,32 +321,42 @@ fn dot_bytes(kernel: Kernel, scales: &[f32], quants: &[u8], x: &QVector) -> f32 
 }
 
 mod portable {
-    use super::QVector;
+    //! Written so that the compiler vectorises them for the target's base level: blocks as
+    //! fixed-size arrays, 16-bit products (15 × 128 and 127 × 128 fit), one 32-bit sum per
+    //! block.
+    use super::{QVector, BLOCK};
 
     pub fn dot_nibbles(scales: &[f32], mins: &[f32], quants: &[u8], x: &QVector) -> f32 {
+        let (quants, _) = quants.as_chunks::<16>();
+        let (activations, _) = x.quants.as_chunks::<BLOCK>();
         let mut total = 0f32;
-        for (b, q) in quants.chunks_exact(16).enumerate() {
-            let xq = &x.quants[b * 32..b * 32 + 32];
+        let blocks = quants.iter().zip(activations).zip(scales.iter().zip(mins));
+        for (((q, xq), (scale, min)), (x_scale, x_sum)) in blocks.zip(x.scales.iter().zip(&x.sums))
+        {
             let mut sum = 0i32;
             for j in 0..16 {
-                sum += i32::from(q[j] & 15) * i32::from(xq[j]);
-                sum += i32::from(q[j] >> 4) * i32::from(xq[j + 16]);
+                sum += i32::from(i16::from(q[j] & 15)) * i32::from(i16::from(xq[j]))
+                    + i32::from(i16::from(q[j] >> 4)) * i32::from(i16::from(xq[j + 16]));
             }
-            total += scales[b] * x.scales[b] * sum as f32 + mins[b] * x.sums[b];
+            total += scale * x_scale * sum as f32 + min * x_sum;
         }
         total
     }
 
     pub fn dot_bytes(scales: &[f32], quants: &[u8], x: &QVector) -> f32 {
+        let (quants, _) = quants.as_chunks::<BLOCK>();
+        let (activations, _) = x.quants.as_chunks::<BLOCK>();
         let mut total = 0f32;
-        for (b, q) in quants.chunks_exact(32).enumerate() {
-            let xq = &x.quants[b * 32..b * 32 + 32];
-            let sum: i32 = q
-                .iter()
-                .zip(xq)
-                .map(|(&w, &a)| i32::from(w as i8) * i32::from(a))
-                .sum();
-            total += scales[b] * x.scales[b] * sum as f32;
+        let blocks = quants
+            .iter()
+            .zip(activations)
+            .zip(scales.iter().zip(&x.scales));
+        for ((q, xq), (scale, x_scale)) in blocks {
+            let mut sum = 0i32;
+            for j in 0..BLOCK {
+                sum += i32::from(i16::from(q[j] as i8) * i16::from(xq[j]));
+            }
+            total += scale * x_scale * sum as f32;
         }
         total
     }
