@@ -13,13 +13,6 @@
 #   bash gateway/bench/local-model.sh [ROUNDS] [THREADS] [TOKENS] [MODEL]
 # RUSTFLAGS (for example "-C target-cpu=x86-64-v3") builds the gateway side for a CPU level;
 # it then uses its own target directory.
-source for this CPU (the baseline)
-# Reports medians of decode tokens/s, time to first token, prompt tokens/s and peak RSS, and
-# the ratios to llama.cpp.
-#
-#   bash gateway/bench/local-model.sh [ROUNDS] [THREADS] [TOKENS] [MODEL]
-# RUSTFLAGS (for example "-C target-cpu=x86-64-v3") builds the candle side for a CPU level;
-# it then uses its own target directory.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_apt_packages jq
 

@@ -192,11 +192,7 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
         .context_length
         .min(shape.trained_context)
         .min(MAX_SEQ_LEN);
-    let unsupported = if std::env::var("MCP_EDGE_KERNEL").as_deref() == Ok("candle") {
-        Some("MCP_EDGE_KERNEL=candle".to_string())
-    } else {
-        llama::unsupported(&content)
-    };
+    let unsupported = not_on_the_kernels(&content);
     let native = unsupported.is_none();
     let as_stored = estimate(&content, &shape, context_length, None, native);
     let requantized = estimate(
@@ -281,6 +277,23 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
         },
         template,
     })
+}
+
+/// Why a GGUF file runs on candle rather than on `mcp-edge-kernels`, or `None` when it runs
+/// on the kernels: `MCP_EDGE_KERNEL=candle`; a CPU with no vector kernel there (the portable
+/// one is not vectorised in the release profile, docs/BENCHMARKS.md), unless
+/// `MCP_EDGE_KERNEL=portable` asks for it; or a file the kernels do not run.
+fn not_on_the_kernels(content: &gguf_file::Content) -> Option<String> {
+    let setting = std::env::var("MCP_EDGE_KERNEL").unwrap_or_default();
+    if setting == "candle" {
+        return Some("MCP_EDGE_KERNEL=candle".into());
+    }
+    if mcp_edge_kernels::kernel() == mcp_edge_kernels::Kernel::Portable && setting != "portable" {
+        return Some(
+            "the kernels have no vector code for this CPU (AVX2 and FMA on x86_64)".into(),
+        );
+    }
+    llama::unsupported(content)
 }
 
 fn gguf_weights<R: Read + Seek>(
