@@ -55,14 +55,20 @@ for round in $(seq "$rounds"); do
     echo "round $round done" >&2
 done
 
-base_decode=$(median ${decode[llama.cpp]})
-base_ttft=$(median ${ttft[llama.cpp]})
-echo "model $(basename "$model"), $threads threads, $tokens tokens greedy, $rounds rounds, RUSTFLAGS=${RUSTFLAGS:-none}"
-echo "prompt: $(jq -r .prompt_tokens <<<"$d") tokens; weights run as: kernels $(jq -r .quantization <<<"$a"), candle $(jq -r .quantization <<<"$c")"
-printf '| engine | decode tok/s | vs llama.cpp | time to first token ms | prompt tok/s | peak RSS MiB |\n|---|---|---|---|---|---|\n'
-for engine in kernels kernels-portable candle llama.cpp; do
-    d=$(median ${decode[$engine]})
-    printf '| %s | %.1f | %.2fx | %.0f | %.0f | %.0f |\n' "$engine" "$d" \
-        "$(awk -v a="$d" -v b="$base_decode" 'BEGIN { print a / b }')" \
-        "$(median ${ttft[$engine]})" "$(median ${prefill[$engine]})" "$(median ${rss[$engine]})"
-done
+# The medians' arguments are the recorded figures, split on purpose.
+# shellcheck disable=SC2086
+{
+    base_decode=$(median ${decode[llama.cpp]})
+    base_ttft=$(median ${ttft[llama.cpp]})
+    echo "model $(basename "$model"), $threads threads, $tokens tokens greedy, $rounds rounds, RUSTFLAGS=${RUSTFLAGS:-none}"
+    echo "prompt: $(jq -r .prompt_tokens <<<"$d") tokens; weights run as: kernels $(jq -r .quantization <<<"$a"), candle $(jq -r .quantization <<<"$c")"
+    printf '| engine | decode tok/s | vs llama.cpp | time to first token ms | vs llama.cpp | prompt tok/s | peak RSS MiB |\n|---|---|---|---|---|---|---|\n'
+    for engine in kernels kernels-portable candle llama.cpp; do
+        rate=$(median ${decode[$engine]})
+        first=$(median ${ttft[$engine]})
+        printf '| %s | %.1f | %.2fx | %.0f | %.2fx | %.0f | %.0f |\n' "$engine" "$rate" \
+            "$(awk -v a="$rate" -v b="$base_decode" 'BEGIN { print a / b }')" "$first" \
+            "$(awk -v a="$first" -v b="$base_ttft" 'BEGIN { print a / b }')" \
+            "$(median ${prefill[$engine]})" "$(median ${rss[$engine]})"
+    done
+}
