@@ -34,11 +34,18 @@ pub fn unsupported(content: &gguf_file::Content) -> Option<String> {
     ) else {
         return Some("no embedding length or head count".into());
     };
-    let rope_dimensions = get("llama.rope.dimension_count");
-    if heads == 0 || rope_dimensions.is_some_and(|d| d != embedding / heads) {
+    if heads == 0 {
+        return Some("no attention heads".into());
+    }
+    if get("llama.rope.dimension_count").is_some_and(|d| d != embedding / heads) {
         return Some("rotary embedding over part of a head".into());
     }
     for (name, info) in &content.tensor_infos {
+        // A tensor the forward pass would not read (biases, rope frequency factors) changes
+        // the arithmetic: such files run on candle, which names what it does not support.
+        if !is_read_here(name) {
+            return Some(format!("{name} is not a tensor the kernels read"));
+        }
         let is_vector = info.shape.rank() == 1;
         if is_vector && info.ggml_dtype != GgmlDType::F32 {
             return Some(format!("{name} is {:?}, not f32", info.ggml_dtype));
@@ -48,6 +55,34 @@ pub fn unsupported(content: &gguf_file::Content) -> Option<String> {
         }
     }
     None
+}
+
+/// The tensors [`load`] reads.
+fn is_read_here(name: &str) -> bool {
+    const LAYER_PARTS: [&str; 9] = [
+        "attn_norm",
+        "attn_q",
+        "attn_k",
+        "attn_v",
+        "attn_output",
+        "ffn_norm",
+        "ffn_gate",
+        "ffn_up",
+        "ffn_down",
+    ];
+    if ["token_embd.weight", "output.weight", "output_norm.weight"].contains(&name) {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("blk.") else {
+        return false;
+    };
+    let Some((layer, part)) = rest.split_once('.') else {
+        return false;
+    };
+    layer.parse::<u32>().is_ok()
+        && part
+            .strip_suffix(".weight")
+            .is_some_and(|part| LAYER_PARTS.contains(&part))
 }
 
 /// Reads the weights; `content` must have passed [`unsupported`].
@@ -164,6 +199,27 @@ mod tests {
             }
         }
         best as u32
+    }
+
+    #[test]
+    fn only_the_tensors_the_forward_pass_reads_are_accepted() {
+        for name in [
+            "token_embd.weight",
+            "output_norm.weight",
+            "blk.0.attn_q.weight",
+            "blk.29.ffn_down.weight",
+        ] {
+            assert!(is_read_here(name), "{name}");
+        }
+        for name in [
+            "rope_freqs.weight",
+            "blk.0.attn_q.bias",
+            "blk.x.attn_q.weight",
+            "blk.0.ffn_gate_exps.weight",
+            "blk.0",
+        ] {
+            assert!(!is_read_here(name), "{name}");
+        }
     }
 
     /// A copy of the model with every tensor dequantized to f32: the arithmetic both quantized

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Loaded {
 
 /// Weight formats candle has no SIMD kernel for, on any CPU: generic code runs them about
 /// three times slower than Q8_0 (docs/BENCHMARKS.md). Matters only for the files that run on
-/// candle: [`llama`] runs Q4_0 and Q4_1 at full speed.
+/// candle: the kernels [`llama`] loads for run Q4_0 and Q4_1 as they are.
 const SLOW_FORMATS: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
 
 /// The weights and KV cache of a loaded model, whichever format it came in.
@@ -285,6 +285,9 @@ fn load_gguf(options: &LoadOptions) -> Result<Loaded, LoadError> {
 /// `MCP_EDGE_KERNEL=portable` asks for it; or a file the kernels do not run.
 fn not_on_the_kernels(content: &gguf_file::Content) -> Option<String> {
     let setting = std::env::var("MCP_EDGE_KERNEL").unwrap_or_default();
+    if !["", "candle", "portable"].contains(&setting.as_str()) {
+        tracing::warn!(%setting, "MCP_EDGE_KERNEL is neither candle nor portable; ignored");
+    }
     if setting == "candle" {
         return Some("MCP_EDGE_KERNEL=candle".into());
     }
