@@ -629,6 +629,30 @@ fn bad_completion_requests_get_clear_errors() {
     assert_eq!(daemon.get("/v1/models").json()["data"], json!([]));
 }
 
+/// CPUs without the kernels' AVX2 code (aarch64 among them) run the model on candle, the Q4_1
+/// weights converted to Q8_0 at load; `MCP_EDGE_KERNEL=candle` takes that path on any CPU.
+#[test]
+fn without_the_kernels_the_model_runs_on_candle_converted_to_q8_0() {
+    let mut daemon = Daemon::start_with(&local_model(""), |command| {
+        command.env("MCP_EDGE_KERNEL", "candle");
+    });
+    let line = daemon.wait_for_log("running the model on candle", Duration::from_secs(30));
+    assert!(line.contains("MCP_EDGE_KERNEL=candle"), "{line}");
+    let health = daemon.get("/health").json();
+    assert_eq!(
+        health["subsystems"]["models"]["detail"],
+        "local model SmolLM2-135M-Instruct.Q4_1 (q4_1, run as q8_0); no cloud endpoint"
+    );
+    let greedy = json!({
+        "messages": ask("What is the capital of France? Answer in one word."),
+        "temperature": 0, "max_tokens": 24
+    });
+    let response = post_json(daemon.addr, CHAT, &greedy);
+    assert_eq!(response.status, 200, "{}", response.body);
+    let answer = content(&response.json());
+    assert!(answer.contains("Paris"), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_clients_reach_the_local_model_through_generate_and_a_prompt() {
     use rmcp::model::{CallToolRequestParams, GetPromptRequestParams};

@@ -225,25 +225,10 @@ mod tests {
     /// A copy of the model with every tensor dequantized to f32: the arithmetic both quantized
     /// paths approximate (candle multiplies f32 matrices in f32, without 8-bit activations).
     fn dequantized(content: &gguf_file::Content, file: &mut std::fs::File) -> ModelWeights {
-        let mut tensors = Vec::new();
-        for name in content.tensor_infos.keys() {
-            let tensor = content.tensor(file, name, &Device::Cpu).unwrap();
-            let values = tensor.dequantize(&Device::Cpu).unwrap();
-            tensors.push((
-                name.as_str(),
-                QTensor::quantize(&values, GgmlDType::F32).unwrap(),
-            ));
-        }
-        let metadata: Vec<(&str, &gguf_file::Value)> = content
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v))
-            .collect();
-        let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (*k, v)).collect();
-        let mut copy = std::io::Cursor::new(Vec::new());
-        gguf_file::write(&mut copy, &metadata, &tensors).unwrap();
-        copy.set_position(0);
-        let content = gguf_file::Content::read(&mut copy).unwrap();
+        let (content, mut copy) = super::super::model::converted_gguf(content, file, |tensor| {
+            QTensor::quantize(&tensor.dequantize(&Device::Cpu)?, GgmlDType::F32)
+        })
+        .unwrap();
         ModelWeights::from_gguf(content, &mut copy, &Device::Cpu).unwrap()
     }
 

@@ -408,17 +408,29 @@ fn requantized_gguf(
     content: &gguf_file::Content,
     file: &mut File,
 ) -> candle_core::Result<(gguf_file::Content, std::io::Cursor<Vec<u8>>)> {
+    converted_gguf(content, file, |tensor| {
+        if SLOW_FORMATS.contains(&tensor.dtype()) {
+            QTensor::quantize(&tensor.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)
+        } else {
+            Ok(tensor)
+        }
+    })
+}
+
+/// The model with `convert` applied to every tensor, as an in-memory GGUF file.
+pub(super) fn converted_gguf<R: Read + Seek>(
+    content: &gguf_file::Content,
+    file: &mut R,
+    convert: impl Fn(QTensor) -> candle_core::Result<QTensor>,
+) -> candle_core::Result<(gguf_file::Content, std::io::Cursor<Vec<u8>>)> {
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
     names.sort();
     let mut tensors = Vec::with_capacity(names.len());
     for name in names {
-        let tensor = content.tensor(file, name, &Device::Cpu)?;
-        let tensor = if SLOW_FORMATS.contains(&tensor.dtype()) {
-            QTensor::quantize(&tensor.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
-        } else {
-            tensor
-        };
-        tensors.push((name.as_str(), tensor));
+        tensors.push((
+            name.as_str(),
+            convert(content.tensor(file, name, &Device::Cpu)?)?,
+        ));
     }
     let metadata: Vec<(&str, &gguf_file::Value)> = content
         .metadata
