@@ -41,13 +41,21 @@ struct Layer {
     values: Vec<f32>,
 }
 
+/// The attention heads' shape.
+#[derive(Debug, Clone, Copy)]
+struct Heads {
+    /// Query heads.
+    count: usize,
+    /// Key/value heads, each shared by `count / kv` query heads.
+    kv: usize,
+    /// Values per head.
+    size: usize,
+}
+
 /// A loaded model and its KV cache.
 #[derive(Debug)]
 pub struct Llama {
-    embedding: usize,
-    heads: usize,
-    kv_heads: usize,
-    head_dimension: usize,
+    heads: Heads,
     rms_epsilon: f32,
     rope_base: f32,
     token_embedding: QMatrix,
@@ -140,10 +148,11 @@ impl Llama {
             })
             .collect();
         Ok(Self {
-            embedding,
-            heads,
-            kv_heads,
-            head_dimension,
+            heads: Heads {
+                count: heads,
+                kv: kv_heads,
+                size: head_dimension,
+            },
             rms_epsilon,
             rope_base,
             token_embedding,
@@ -165,8 +174,9 @@ impl Llama {
     /// the positions before it and drops any after); the logits of the last token.
     pub fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>, String> {
         let n = tokens.len();
-        let dimension = self.embedding;
-        let kv_dimension = self.kv_heads * self.head_dimension;
+        let dimension = self.token_embedding.columns();
+        let heads = self.heads;
+        let kv_dimension = heads.kv * heads.size;
         let vocabulary = self.token_embedding.rows();
         if n == 0 {
             return Err("no tokens to run".into());
@@ -188,8 +198,7 @@ impl Llama {
             }
             self.token_embedding.row(token as usize, row);
         }
-        let (heads, kv_heads, head_dimension) = (self.heads, self.kv_heads, self.head_dimension);
-        let rope = Rope::new(position, n, head_dimension, self.rope_base);
+        let rope = Rope::new(position, n, heads.size, self.rope_base);
         let feed_forward = self.layers.first().map_or(0, |l| l.weights.gate.rows());
         let mut normed = vec![0f32; n * dimension];
         let mut inputs: Vec<QVector> = (0..n).map(|_| QVector::default()).collect();
@@ -210,22 +219,20 @@ impl Llama {
             quantize_rows(&normed, dimension, &mut inputs);
             project(
                 &mut [
-                    (&layer.weights.query, &mut queries),
-                    (&layer.weights.key, &mut keys),
-                    (&layer.weights.value, &mut values),
+                    (&layer.weights.query, &mut queries[..]),
+                    (&layer.weights.key, &mut keys[..]),
+                    (&layer.weights.value, &mut values[..]),
                 ],
                 &inputs,
             );
-            rope.apply(&mut queries, self.head_dimension);
-            rope.apply(&mut keys, self.head_dimension);
+            rope.apply(&mut queries, heads.size);
+            rope.apply(&mut keys, heads.size);
             layer.keys.truncate(position * kv_dimension);
             layer.keys.extend_from_slice(&keys);
             layer.values.truncate(position * kv_dimension);
             layer.values.extend_from_slice(&values);
             attend(
                 heads,
-                kv_heads,
-                head_dimension,
                 &queries,
                 &layer.keys,
                 &layer.values,
@@ -234,7 +241,7 @@ impl Llama {
             );
             quantize_rows(&attended, dimension, &mut inputs);
             project(
-                &mut [(&layer.weights.attention_output, &mut projected)],
+                &mut [(&layer.weights.attention_output, &mut projected[..])],
                 &inputs,
             );
             add(&mut x, &projected);
@@ -248,8 +255,8 @@ impl Llama {
             quantize_rows(&normed, dimension, &mut inputs);
             project(
                 &mut [
-                    (&layer.weights.gate, &mut gates),
-                    (&layer.weights.up, &mut ups),
+                    (&layer.weights.gate, &mut gates[..]),
+                    (&layer.weights.up, &mut ups[..]),
                 ],
                 &inputs,
             );
@@ -257,7 +264,7 @@ impl Llama {
                 *gate = *gate / (1.0 + (-*gate).exp()) * up;
             }
             quantize_rows(&gates, feed_forward, &mut inputs);
-            project(&mut [(&layer.weights.down, &mut projected)], &inputs);
+            project(&mut [(&layer.weights.down, &mut projected[..])], &inputs);
             add(&mut x, &projected);
         }
         let last = &x[(n - 1) * dimension..];
@@ -273,25 +280,23 @@ impl Llama {
 }
 
 /// Causal grouped-query attention of the new tokens' queries over every cached position.
-#[allow(clippy::too_many_arguments)]
 fn attend(
-    heads: usize,
-    kv_heads: usize,
-    head_dimension: usize,
+    heads: Heads,
     queries: &[f32],
     keys: &[f32],
     values: &[f32],
     position: usize,
     out: &mut [f32],
 ) {
-    let kv_dimension = kv_heads * head_dimension;
-    let group = heads / kv_heads;
+    let head_dimension = heads.size;
+    let kv_dimension = heads.kv * head_dimension;
+    let group = heads.count / heads.kv;
     let scale = 1.0 / (head_dimension as f32).sqrt();
     out.par_chunks_mut(head_dimension)
         .zip(queries.par_chunks(head_dimension))
         .enumerate()
         .for_each(|(i, (out, query))| {
-            let (token, head) = (i / heads, i % heads);
+            let (token, head) = (i / heads.count, i % heads.count);
             let offset = head / group * head_dimension;
             let seen = position + token + 1;
             let mut weights: Vec<f32> = (0..seen)
@@ -376,13 +381,9 @@ fn quantize_rows(values: &[f32], width: usize, out: &mut [QVector]) {
 
 /// Each matrix times each token's input: one parallel pass for a single token, a row-major
 /// pass per matrix for a prompt.
-fn project(products: &mut [(&QMatrix, &mut Vec<f32>)], inputs: &[QVector]) {
+fn project(products: &mut [(&QMatrix, &mut [f32])], inputs: &[QVector]) {
     if let [input] = inputs {
-        let mut products: Vec<(&QMatrix, &mut [f32])> = products
-            .iter_mut()
-            .map(|(m, out)| (*m, out.as_mut_slice()))
-            .collect();
-        quantized::matvecs(&mut products, input);
+        quantized::matvecs(products, input);
     } else {
         for (matrix, out) in products.iter_mut() {
             quantized::matmul(matrix, inputs, out);

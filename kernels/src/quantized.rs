@@ -166,12 +166,9 @@ impl QMatrix {
         }
     }
 
-    /// The dot product of row `row` with `x`.
-    fn dot(&self, row: usize, x: &QVector) -> f32 {
-        self.dot_with(kernel(), row, x)
-    }
-
-    fn dot_with(&self, kernel: Kernel, row: usize, x: &QVector) -> f32 {
+    /// The dot product of row `row` with `x` on `kernel`, which must be [`kernel()`] or
+    /// [`Kernel::Portable`].
+    fn dot(&self, kernel: Kernel, row: usize, x: &QVector) -> f32 {
         let blocks = self.columns / BLOCK;
         let range = row * blocks..(row + 1) * blocks;
         match self.storage {
@@ -244,9 +241,10 @@ pub fn matvecs(products: &mut [(&QMatrix, &mut [f32])], x: &QVector) {
             tasks.push((*matrix, i * ROWS_PER_TASK, chunk));
         }
     }
+    let kernel = kernel();
     tasks.into_par_iter().for_each(|(matrix, first, out)| {
         for (i, value) in out.iter_mut().enumerate() {
-            *value = matrix.dot(first + i, x);
+            *value = matrix.dot(kernel, first + i, x);
         }
     });
 }
@@ -255,6 +253,7 @@ pub fn matvecs(products: &mut [(&QMatrix, &mut [f32])], x: &QVector) {
 /// once for all of them. `out` holds `xs.len()` rows of `matrix.rows()` values.
 pub fn matmul(matrix: &QMatrix, xs: &[QVector], out: &mut [f32]) {
     let rows = matrix.rows;
+    let kernel = kernel();
     let mut by_row = vec![0f32; rows * xs.len()];
     by_row
         .par_chunks_mut(ROWS_PER_TASK * xs.len())
@@ -263,7 +262,7 @@ pub fn matmul(matrix: &QMatrix, xs: &[QVector], out: &mut [f32]) {
             for (i, values) in chunk.chunks_exact_mut(xs.len()).enumerate() {
                 let row = task * ROWS_PER_TASK + i;
                 for (value, x) in values.iter_mut().zip(xs) {
-                    *value = matrix.dot(row, x);
+                    *value = matrix.dot(kernel, row, x);
                 }
             }
         });
@@ -491,7 +490,7 @@ mod tests {
             matvec(&matrix, &x, &mut out);
             for (row, got) in out.iter().enumerate() {
                 let want = reference_dot(&matrix, row, &x);
-                let portable = f64::from(matrix.dot_with(Kernel::Portable, row, &x));
+                let portable = f64::from(matrix.dot(Kernel::Portable, row, &x));
                 let tolerance = 1e-4 * want.abs().max(1.0);
                 assert!(
                     (f64::from(*got) - want).abs() < tolerance,

@@ -45,8 +45,8 @@ const SLOW_FORMATS: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDTyp
 
 /// The weights and KV cache of a loaded model, whichever format it came in.
 pub enum Weights {
-    /// A GGUF llama on the kernels here.
-    Quantized(Box<mcp_edge_kernels::Llama>),
+    /// A GGUF llama on `mcp-edge-kernels`.
+    Kernels(Box<mcp_edge_kernels::Llama>),
     /// Any other GGUF llama, on candle.
     Gguf(Box<ModelWeights>),
     Safetensors(Box<Checkpoint>),
@@ -57,7 +57,7 @@ impl Weights {
     /// last one.
     pub fn forward(&mut self, tokens: &[u32], index_pos: usize) -> candle_core::Result<Tensor> {
         match self {
-            Weights::Quantized(model) => {
+            Weights::Kernels(model) => {
                 let logits = model
                     .forward(tokens, index_pos)
                     .map_err(candle_core::Error::Msg)?;
@@ -74,7 +74,7 @@ impl Weights {
 
     pub fn clear_kv_cache(&mut self) -> candle_core::Result<()> {
         match self {
-            Weights::Quantized(model) => {
+            Weights::Kernels(model) => {
                 model.clear_kv_cache();
                 Ok(())
             }
@@ -305,7 +305,7 @@ fn gguf_weights<R: Read + Seek>(
     native: bool,
 ) -> candle_core::Result<Weights> {
     Ok(if native {
-        Weights::Quantized(Box::new(llama::load(&content, reader)?))
+        Weights::Kernels(Box::new(llama::load(&content, reader)?))
     } else {
         Weights::Gguf(Box::new(ModelWeights::from_gguf(
             content,
