@@ -573,11 +573,14 @@ fn a_client_cancellation_reaches_the_upstream() {
 }
 
 /// The front gateway's view of its upstream "back": the `mcp` line of `/health`,
-/// `mcp_edge_upstream_up` and `mcp_edge_upstream_disconnects_total`.
+/// `mcp_edge_upstream_up` and `mcp_edge_upstream_disconnects_total`. The health line is read
+/// first: the gateway writes it last (after both metrics), so a new state there means the
+/// metrics read after it are new too.
 fn back_seen_by(front: &Daemon) -> (String, Option<f64>, Option<f64>) {
+    let health = common::mcp_health(front);
     let metrics = front.get("/metrics").body;
     (
-        common::mcp_health(front),
+        health,
         common::metric(&metrics, "mcp_edge_upstream_up{upstream=\"back\"}"),
         common::metric(
             &metrics,

@@ -216,8 +216,12 @@ impl McpGateway {
             .zip(listings.iter())
             .collect();
         let catalog = Catalog::build(&self.inner.builtin, &sources);
+        // Said once, not again at every rebuild (each reconnect is one).
+        let known = self.catalog();
         for collision in &catalog.collisions {
-            warn!("{collision}");
+            if !known.collisions.contains(collision) {
+                warn!("{collision}");
+            }
         }
         let mut current = self
             .inner
