@@ -171,6 +171,7 @@ mod tests {
     use candle_transformers::models::quantized_llama::ModelWeights;
 
     use super::*;
+    use crate::inference::model::converted_gguf;
 
     /// The reference model, as `scripts/test.sh` installs it for the integration tests.
     fn reference_model() -> PathBuf {
@@ -225,7 +226,7 @@ mod tests {
     /// A copy of the model with every tensor dequantized to f32: the arithmetic both quantized
     /// paths approximate (candle multiplies f32 matrices in f32, without 8-bit activations).
     fn dequantized(content: &gguf_file::Content, file: &mut std::fs::File) -> ModelWeights {
-        let (content, mut copy) = super::super::model::converted_gguf(content, file, |tensor| {
+        let (content, mut copy) = converted_gguf(content, file, |tensor| {
             QTensor::quantize(&tensor.dequantize(&Device::Cpu)?, GgmlDType::F32)
         })
         .unwrap();
