@@ -82,18 +82,25 @@ step "bootstrapping Debian 12 with mmdebstrap (SOURCE_DATE_EPOCH=$SOURCE_DATE_EP
 # (qemu/initramfs-tools: which modules) is in place before initramfs-tools is installed.
 # /usr is merged by mmdebstrap's merged-usr hook (directory symlinks, as debootstrap makes
 # them), not by the usrmerge package, which would pull Perl into the image.
-# Left out: documentation, and kernel modules a headless gateway has no use for (sound, video
+# Left out: documentation; kernel modules a headless gateway has no use for (sound, video
 # capture, InfiniBand, the large desktop GPU drivers, network and cluster file systems and
-# their RPC layer, storage targets and caches, data-acquisition boards).
+# their RPC layer and caches, storage targets and caches, data-acquisition boards, a
+# hypervisor's own modules, data-centre NICs and protocols); udev's hardware database (names
+# and quirks for keyboards, mice, USB and PCI devices: no rule of a headless gateway needs
+# them); and glibc's character set converters but the code pages fsck.fat reads the ESP with.
 unused_modules=(
     sound drivers/media drivers/infiniband drivers/gpu/drm/amd drivers/gpu/drm/nouveau
-    drivers/gpu/drm/radeon fs/xfs fs/btrfs fs/nfs fs/nfsd fs/cifs fs/ksmbd fs/ceph fs/ocfs2
-    fs/gfs2 net/ceph net/sunrpc drivers/comedi drivers/target drivers/nvme/target
-    drivers/md/bcache drivers/block/drbd
+    drivers/gpu/drm/radeon fs/xfs fs/btrfs fs/nfs fs/nfsd fs/smb fs/ceph fs/ocfs2 fs/gfs2
+    fs/orangefs fs/lockd fs/cachefiles net/ceph net/sunrpc drivers/comedi drivers/target
+    drivers/nvme/target drivers/md/bcache drivers/block/drbd arch/x86/kvm drivers/vhost
+    drivers/vfio drivers/net/ethernet/mellanox net/tipc net/rds net/smc net/dccp net/openvswitch
 )
-module_excludes=()
+image_excludes=(--dpkgopt='path-exclude=/lib/udev/hwdb.d/*' --dpkgopt='path-exclude=/usr/lib/*/gconv/*')
 for path in "${unused_modules[@]}"; do
-    module_excludes+=(--dpkgopt="path-exclude=/lib/modules/*/kernel/$path/*")
+    image_excludes+=(--dpkgopt="path-exclude=/lib/modules/*/kernel/$path/*")
+done
+for kept in 'gconv-modules*' 'gconv-modules.d/*' IBM437.so IBM850.so; do
+    image_excludes+=(--dpkgopt="path-include=/usr/lib/*/gconv/$kept")
 done
 # shellcheck disable=SC2016 # $1 is the hook's: mmdebstrap passes the tree's path
 INITRD=No mmdebstrap --variant=minbase --mode=root --format=directory --architectures="$arch" \
@@ -104,7 +111,7 @@ INITRD=No mmdebstrap --variant=minbase --mode=root --format=directory --architec
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/info/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-    "${module_excludes[@]}" \
+    "${image_excludes[@]}" --skip=cleanup/apt \
     --customize-hook="$repo_root/qemu/customize-rootfs.sh \"\$1\" \"$repo_root\" \"$gateway\" \"$rauc_compatible\" \"$keyring\" \"$console\"" \
     bookworm "$rootfs"
 

@@ -55,9 +55,13 @@ chroot "$root" systemctl mask systemd-bless-boot.service >/dev/null
 # Each device generates its own machine-id on first boot (kept in the /etc overlay on /data).
 : >"$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
-# Caches and logs that differ between builds, and the packages mmdebstrap downloaded (installed,
-# so only dead weight).
-rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/cache/apt/"*.bin "$root/var/lib/apt/lists/"* "$root/var/log/"* "$root/tmp/"*
+# apt and what only it uses: a device is updated whole, by signed bundles (docs/OTA.md), never
+# package by package, and its root is read-only. build-image.sh skips mmdebstrap's apt cleanup.
+rm -rf "$root/var/log/apt"
+chroot "$root" dpkg --purge apt libapt-pkg6.0 gpgv debian-archive-keyring >/dev/null
+# Caches and logs that differ between builds, and apt's lists and the packages mmdebstrap
+# downloaded (installed, so only dead weight).
+rm -rf "$root/var/cache/apt" "$root/var/lib/apt" "$root/var/log/"* "$root/tmp/"*
 # The journal persists (journald.conf.d/60-mcp-edge.conf), on /data through the /var overlay.
 chroot "$root" install -d -m 2755 -g systemd-journal /var/log/journal
 rm -f "$root/etc/ssh/ssh_host_"* "$root/var/cache/ldconfig/aux-cache"

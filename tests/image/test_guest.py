@@ -16,6 +16,16 @@ def test_firmware_and_loader_measured_the_boot_into_the_tpm(vm):
         assert set(value) != {"0"}, f"PCR {pcr} is all zero:\n{out}"
 
 
+def test_no_unit_failed_in_the_pruned_image(vm):
+    # What build-image.sh leaves out (docs/IMAGE.md: udev's hardware database, most of glibc's
+    # converters, apt, kernel modules) must not be something a unit of the booted image needs.
+    code, out = guest_exec(vm, ["/usr/bin/systemctl", "list-units", "--failed", "--plain", "--no-legend"])
+    assert code == 0 and out.strip() == "", f"failed units:\n{out}"
+    left_out = "/usr/bin/apt-get /usr/lib/udev/hwdb.bin /usr/lib/modules/*/kernel/fs/smb/client/cifs.ko"
+    code, out = guest_exec(vm, ["/bin/sh", "-c", f'for f in {left_out}; do [ ! -e "$f" ] || echo "$f"; done'])
+    assert code == 0 and out.strip() == "", f"in the image after all:\n{out}"
+
+
 def test_the_gateway_runs_unprivileged_in_its_sandbox(vm):
     code, out = guest_exec(vm, ["/usr/bin/systemd-analyze", "security", "--no-pager", "mcp-gateway.service"])
     line = next(l for l in out.splitlines() if "Overall exposure level" in l)
